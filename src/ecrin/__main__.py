@@ -1,0 +1,3 @@
+from ecrin.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Who is calling: password hashing, app passwords, verified-credential cache."""

@@ -1,0 +1,53 @@
+"""A short-lived cache of verified credentials, so a request does not pay argon2 each time.
+
+Entries are keyed by an HMAC of (login, password) under a per-process random key: the
+cache never holds a password or anything from which one could be tested offline without
+that key, which lives only in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from ecrin.core.clock import Clock
+
+MAX_ENTRIES = 10_000
+
+
+class CredentialCache:
+    def __init__(self, clock: Clock, ttl_seconds: float) -> None:
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[int, float]] = {}
+
+    def _digest(self, login: str, password: str) -> bytes:
+        message = login.encode() + b"\x00" + password.encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def get(self, login: str, password: str) -> int | None:
+        """The user id these credentials were verified for, if still fresh."""
+        if self._ttl <= 0:
+            return None
+        digest = self._digest(login, password)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        user_id, expires = entry
+        if expires <= self._clock.now():
+            del self._entries[digest]
+            return None
+        return user_id
+
+    def put(self, login: str, password: str, user_id: int) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[self._digest(login, password)] = (user_id, self._clock.now() + self._ttl)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every entry for a user (password changed, app password revoked)."""
+        self._entries = {k: v for k, v in self._entries.items() if v[0] != user_id}

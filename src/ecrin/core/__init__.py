@@ -1,0 +1,1 @@
+"""Pure domain: paths, errors, model. Standard library only."""

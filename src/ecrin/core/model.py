@@ -1,0 +1,116 @@
+"""Domain records shared by every layer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class NodeKind(enum.StrEnum):
+    FILE = "file"
+    FOLDER = "folder"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    display_name: str
+    quota_bytes: int | None  # None: unlimited
+    used_bytes: int
+    is_admin: bool
+    tenant: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A file or folder in the metadata tree. `id` is the stable file id (kept across moves)."""
+
+    id: int
+    parent_id: int | None
+    owner_id: int
+    name: str
+    kind: NodeKind
+    size: int
+    mtime: float
+    revision: int  # bumps on every change at or below this node: drives the etag
+    blob_id: str | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    created_at: float = 0.0
+    checksums: str | None = None  # what the client sent, e.g. 'SHA1:ab… MD5:cd…'
+
+    @property
+    def is_folder(self) -> bool:
+        return self.kind is NodeKind.FOLDER
+
+    @property
+    def etag(self) -> str:
+        return f"{self.id:x}r{self.revision:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppPassword:
+    id: int
+    user_id: int
+    name: str
+    created_at: float
+    last_used_at: float | None
+
+
+class LockScope(enum.StrEnum):
+    EXCLUSIVE = "exclusive"
+    SHARED = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A WebDAV write lock on a path of one user's home (RFC 4918 section 6)."""
+
+    token: str
+    owner_id: int  # whose home the lock lives in
+    path: tuple[str, ...]
+    scope: LockScope
+    depth_infinity: bool
+    owner_xml: str  # the client's DAV:owner element, kept verbatim
+    principal_id: int  # who took it
+    timeout_seconds: int
+    expires_at: float
+
+    def covers(self, path: tuple[str, ...]) -> bool:
+        """True if this lock applies to `path` (itself, or below it for depth infinity)."""
+        if path == self.path:
+            return True
+        n = len(self.path)
+        return self.depth_infinity and len(path) > n and path[:n] == self.path
+
+
+@dataclass(frozen=True, slots=True)
+class DeadProperty:
+    namespace: str
+    name: str
+    xml: str  # the whole property element, serialised, so namespaces in values survive
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What `ecrin check` found (and, with repair, fixed)."""
+
+    orphan_blobs: list[str] = field(default_factory=list)
+    missing_blobs: list[str] = field(default_factory=list)
+    checksum_mismatches: list[str] = field(default_factory=list)
+    stale_temp_files: list[str] = field(default_factory=list)
+    refcount_fixes: list[str] = field(default_factory=list)
+    usage_fixes: list[str] = field(default_factory=list)
+    repaired: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.orphan_blobs
+            or self.missing_blobs
+            or self.checksum_mismatches
+            or self.stale_temp_files
+            or self.refcount_fixes
+            or self.usage_fixes
+        )

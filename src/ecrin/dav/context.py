@@ -1,0 +1,179 @@
+"""What every DAV handler receives, and the request-header helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, urlsplit
+
+from lxml import etree
+from starlette.requests import Request
+
+from ecrin.core.errors import BadRequest, Forbidden, PayloadTooLarge, PreconditionFailed
+from ecrin.core.model import Lock, Node, User
+from ecrin.core.paths import DavPath, decode_url_path
+from ecrin.dav.if_header import (
+    ConditionList,
+    ResourceState,
+    evaluate,
+    parse_if_header,
+    submitted_tokens,
+)
+from ecrin.dav.xml import parse_xml
+from ecrin.services.container import Services
+from ecrin.settings import Settings
+
+
+@dataclass
+class DavContext:
+    request: Request
+    services: Services
+    settings: Settings
+    principal: User  # who is calling
+    home: User  # whose files the URL addresses
+    base: str  # URL prefix of the home, without trailing slash, e.g. /remote.php/dav/files/a
+    path: DavPath
+    _if_lists: list[ConditionList] | None = field(default=None, repr=False)
+    _if_parsed: bool = field(default=False, repr=False)
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def href(self, path: DavPath, is_folder: bool) -> str:
+        suffix = "/" if is_folder and not path.is_root else ""
+        if path.is_root:
+            return quote(self.base + "/")
+        return quote(self.base + str(path) + suffix)
+
+    async def read_xml_body(self) -> bytes:
+        limit = self.settings.max_xml_bytes
+        declared = self.request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"XML bodies are limited to {limit} bytes")
+        body = bytearray()
+        async for chunk in self.request.stream():
+            body += chunk
+            if len(body) > limit:
+                    raise PayloadTooLarge(f"XML bodies are limited to {limit} bytes")
+        return bytes(body)
+
+    def parse(self, body: bytes) -> etree._Element:
+        return parse_xml(
+            body, max_bytes=self.settings.max_xml_bytes, max_depth=self.settings.max_xml_depth
+        )
+
+    # --- headers -------------------------------------------------------------------------
+
+    def depth(self, default: str, allowed: tuple[str, ...]) -> str:
+        value = (self.header("depth") or default).strip().lower()
+        if value not in allowed:
+            raise BadRequest(f"Depth must be one of {', '.join(allowed)}")
+        return value
+
+    def overwrite(self) -> bool:
+        value = (self.header("overwrite") or "T").strip().upper()
+        if value not in ("T", "F"):
+            raise BadRequest("Overwrite must be T or F")
+        return value == "T"
+
+    def destination(self) -> DavPath:
+        """The Destination header as a path in the same home (absolute URL or path)."""
+        raw = self.header("destination")
+        if not raw:
+            raise BadRequest("a Destination header is required")
+        return self.path_from_url(raw, what="Destination")
+
+    def path_from_url(self, raw: str, *, what: str) -> DavPath:
+        parts = urlsplit(raw.strip())
+        if parts.scheme or parts.netloc:
+            if parts.scheme not in ("http", "https"):
+                raise BadRequest(f"{what} must be an http(s) URL or a path")
+            host = self.request.headers.get("host", "")
+            if parts.netloc and host and parts.netloc.lower() != host.lower():
+                raise Forbidden(f"{what} is on another server")
+        decoded = decode_url_path(parts.path)
+        base = self.base
+        if decoded.rstrip("/") != base and not decoded.startswith(base + "/"):
+            raise Forbidden(f"{what} is outside this user's files")
+        return DavPath.parse(decoded[len(base) :])
+
+    def mtime(self) -> float | None:
+        raw = self.header("x-oc-mtime")
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError as exc:
+            raise BadRequest("X-OC-Mtime must be a number of seconds") from exc
+        if not 0 <= value < 2**40:
+            raise BadRequest("X-OC-Mtime out of range")
+        return value
+
+    # --- If header and locks -------------------------------------------------------------
+
+    def if_lists(self) -> list[ConditionList] | None:
+        if not self._if_parsed:
+            raw = self.header("if")
+            self._if_lists = parse_if_header(raw) if raw else None
+            self._if_parsed = True
+        return self._if_lists
+
+    def submitted_tokens(self) -> set[str]:
+        lists = self.if_lists()
+        tokens = submitted_tokens(lists) if lists else set()
+        raw = self.header("lock-token")
+        if raw:
+            tokens.add(raw.strip().strip("<>"))
+        return tokens
+
+    async def check_if_header(self, locks: list[Lock]) -> None:
+        """412 unless the If header (if any) holds for the resources it names."""
+        lists = self.if_lists()
+        if not lists:
+            return
+
+        async def state_of(resource: str | None) -> ResourceState:
+            try:
+                path = self.path if resource is None else self.path_from_url(resource, what="If")
+            except (BadRequest, Forbidden):
+                return ResourceState(None, frozenset())
+            node = await self.services.files.lookup(self.home, path)
+            tokens = frozenset(lock.token for lock in locks if lock.covers(path.segments))
+            return ResourceState(quoted_etag(node) if node else None, tokens)
+
+        if not await evaluate(lists, state_of):
+            raise PreconditionFailed("the If header's conditions do not hold")
+
+    async def guard_write(
+        self, path: DavPath | None = None, *, subtree: bool = False, membership: bool = False,
+        check_if: bool = True,
+    ) -> None:
+        """Before a write: honour locks (423) and the If header (412).
+
+        `subtree`: the write affects everything below the path (DELETE, MOVE source).
+        `membership`: the write adds or removes the path in its parent, so a lock on the
+        parent collection must be submitted too.
+        """
+        target = path or self.path
+        locks = await self.services.locks.active(self.home)
+        tokens = self.submitted_tokens()
+        await self.services.locks.ensure_writable(
+            self.home, self.principal, target, tokens, subtree=subtree, locks=locks
+        )
+        if membership and not target.is_root:
+            await self.services.locks.ensure_writable(
+                self.home, self.principal, target.parent, tokens, locks=locks
+            )
+        if check_if:
+            await self.check_if_header(locks)
+
+
+def quoted_etag(node: Node) -> str:
+    return f'"{node.etag}"'
+
+
+def http_date_to_timestamp(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None

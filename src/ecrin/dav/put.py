@@ -1,0 +1,88 @@
+"""PUT: streamed upload, checksums verified and preconditions checked inside the commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response
+
+from ecrin.core.errors import BadRequest, PayloadTooLarge
+from ecrin.dav.context import DavContext, quoted_etag
+from ecrin.dav.live_properties import dav_file_id
+from ecrin.dav.responses import empty
+from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_oc_checksum
+from ecrin.services.files import WriteConditions
+
+
+def _etags(header: str | None) -> tuple[str, ...] | None:
+    if header is None:
+        return None
+    return tuple(e.strip().removeprefix("W/").strip('"') for e in header.split(",") if e.strip())
+
+
+def declared_length(ctx: DavContext) -> int | None:
+    for name in ("content-length", "oc-total-length"):
+        raw = ctx.header(name)
+        if raw is not None:
+            if not raw.strip().isdigit():
+                raise BadRequest(f"{name} must be a number")
+            return int(raw)
+    return None
+
+
+def expected_checksums(ctx: DavContext) -> list[ExpectedChecksum]:
+    expected = []
+    if (oc := ctx.header("oc-checksum")) is not None:
+        parsed = parse_oc_checksum(oc)
+        if parsed is not None:
+            expected.append(parsed)
+    if (md5 := ctx.header("content-md5")) is not None:
+        expected.append(parse_content_md5(md5))
+    return expected
+
+
+async def handle(ctx: DavContext) -> Response:
+    if ctx.header("content-range"):
+        raise BadRequest("partial PUT with Content-Range is not supported")
+    length = declared_length(ctx)
+    limit = ctx.settings.max_upload_bytes
+    if limit and length is not None and length > limit:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+    existing = await ctx.services.files.lookup(ctx.home, ctx.path)
+    await ctx.guard_write(membership=existing is None)
+    conditions = WriteConditions(
+        if_match=_etags(ctx.header("if-match")),
+        if_none_match=_etags(ctx.header("if-none-match")),
+    )
+    mtime = ctx.mtime()
+    result = await ctx.services.files.upload(
+        ctx.home, ctx.path, _limited(ctx, limit),
+        length=length if ctx.header("content-length") else None,
+        mtime=mtime, content_type=_content_type(ctx), checksums=expected_checksums(ctx),
+        conditions=conditions,
+    )
+    headers = {
+        "etag": quoted_etag(result.node),
+        "oc-etag": quoted_etag(result.node),
+        "oc-fileid": dav_file_id(result.node, ctx.services.instance_id),
+    }
+    if mtime is not None:
+        headers["x-oc-mtime"] = "accepted"
+    return empty(201 if result.created else 204, headers)
+
+
+def _content_type(ctx: DavContext) -> str | None:
+    value = ctx.header("content-type")
+    if not value or value.startswith(("application/octet-stream", "application/x-www-form")):
+        return None
+    return value[:255]
+
+
+async def _limited(ctx: DavContext, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in ctx.request.stream():
+        received += len(chunk)
+        if limit and received > limit:
+            raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
+        if chunk:
+            yield chunk

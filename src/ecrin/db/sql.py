@@ -1,0 +1,516 @@
+"""The SQL metadata store (SQLAlchemy Core): SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+Write transactions on SQLite begin with BEGIN IMMEDIATE, so two writers never deadlock on a
+lock upgrade, and are serialised in-process by an asyncio lock. SQLite runs in WAL mode with
+synchronous=FULL: a commit returns only once it is on stable storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import and_, delete, event, func, insert, literal, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ecrin.core.errors import Conflict, StorageError
+from ecrin.core.model import AppPassword, DeadProperty, Lock, LockScope, Node, NodeKind, User
+from ecrin.db import schema
+from ecrin.db.schema import app_passwords, blobs, locks, nodes, properties, users
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        name=row.name,
+        display_name=row.display_name,
+        quota_bytes=row.quota_bytes,
+        used_bytes=row.used_bytes,
+        is_admin=row.is_admin,
+        tenant=row.tenant,
+    )
+
+
+def _node(row: Row[Any]) -> Node:
+    return Node(
+        id=row.id,
+        parent_id=row.parent_id,
+        owner_id=row.owner_id,
+        name=row.name,
+        kind=NodeKind(row.kind),
+        size=row.size,
+        mtime=row.mtime,
+        revision=row.revision,
+        blob_id=row.blob_id,
+        sha256=row.sha256,
+        content_type=row.content_type,
+        created_at=row.created_at,
+        checksums=row.checksums,
+    )
+
+
+def _lock(row: Row[Any]) -> Lock:
+    return Lock(
+        token=row.token,
+        owner_id=row.owner_id,
+        path=tuple(row.path.split("/")) if row.path else (),
+        scope=LockScope(row.scope),
+        depth_infinity=row.depth_infinity,
+        owner_xml=row.owner_xml,
+        principal_id=row.principal_id,
+        timeout_seconds=row.timeout_seconds,
+        expires_at=row.expires_at,
+    )
+
+
+def _app_password(row: Row[Any]) -> AppPassword:
+    return AppPassword(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class SqlTransaction:
+    """One database transaction; the primitives the services compose atomically."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def _one(self, stmt: Any) -> Row[Any] | None:
+        return (await self._conn.execute(stmt)).first()
+
+    async def _all(self, stmt: Any) -> Sequence[Row[Any]]:
+        return (await self._conn.execute(stmt)).all()
+
+    # --- users ---------------------------------------------------------------------------
+
+    async def insert_user(
+        self, name: str, display_name: str, password_hash: str, quota_bytes: int | None,
+        is_admin: bool, now: float,
+    ) -> User:
+        try:
+            result = await self._conn.execute(
+                insert(users).values(
+                    name=name, display_name=display_name, password_hash=password_hash,
+                    quota_bytes=quota_bytes, used_bytes=0, is_admin=is_admin,
+                    tenant="default", created_at=now,
+                )
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"user {name!r} already exists") from exc
+        user_id = result.inserted_primary_key[0]  # type: ignore[index]
+        root = await self.insert_node(
+            parent_id=None, owner_id=user_id, name="", kind=NodeKind.FOLDER, size=0,
+            mtime=now, now=now,
+        )
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(root_node_id=root.id)
+        )
+        user = await self.user_by_id(user_id)
+        assert user is not None
+        return user
+
+    async def user_by_name(self, name: str) -> User | None:
+        row = await self._one(select(users).where(users.c.name == name))
+        return _user(row) if row else None
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        row = await self._one(select(users).where(users.c.id == user_id))
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self._all(select(users).order_by(users.c.name))]
+
+    async def user_count(self) -> int:
+        row = await self._one(select(func.count()).select_from(users))
+        return int(row[0]) if row else 0
+
+    async def password_hash(self, user_id: int) -> str | None:
+        row = await self._one(select(users.c.password_hash).where(users.c.id == user_id))
+        return str(row[0]) if row else None
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    async def set_quota(self, user_id: int, quota_bytes: int | None) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(quota_bytes=quota_bytes)
+        )
+
+    async def add_usage(self, user_id: int, delta: int) -> None:
+        if delta:
+            await self._conn.execute(
+                update(users).where(users.c.id == user_id)
+                .values(used_bytes=users.c.used_bytes + delta)
+            )
+
+    async def set_usage(self, user_id: int, used_bytes: int) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(used_bytes=used_bytes)
+        )
+
+    async def root_node(self, user_id: int) -> Node:
+        row = await self._one(
+            select(nodes).join(users, users.c.root_node_id == nodes.c.id)
+            .where(users.c.id == user_id)
+        )
+        if row is None:
+            raise StorageError(f"user {user_id} has no home folder")
+        return _node(row)
+
+    async def delete_user(self, user_id: int) -> list[str]:
+        """Delete a user and everything they own; returns blob ids no longer referenced."""
+        root = await self.root_node(user_id)
+        released = await self.delete_subtree(root.id)
+        await self._conn.execute(delete(locks).where(locks.c.owner_id == user_id))
+        await self._conn.execute(delete(app_passwords).where(app_passwords.c.user_id == user_id))
+        await self._conn.execute(delete(users).where(users.c.id == user_id))
+        return released
+
+    # --- app passwords -------------------------------------------------------------------
+
+    async def insert_app_password(
+        self, user_id: int, name: str, token_hash: str, now: float
+    ) -> AppPassword:
+        result = await self._conn.execute(
+            insert(app_passwords).values(
+                user_id=user_id, name=name, token_hash=token_hash, created_at=now
+            )
+        )
+        return AppPassword(
+            id=result.inserted_primary_key[0],  # type: ignore[index]
+            user_id=user_id, name=name, created_at=now, last_used_at=None,
+        )
+
+    async def list_app_passwords(self, user_id: int) -> list[AppPassword]:
+        rows = await self._all(
+            select(app_passwords).where(app_passwords.c.user_id == user_id)
+            .order_by(app_passwords.c.id)
+        )
+        return [_app_password(r) for r in rows]
+
+    async def delete_app_password(self, user_id: int, password_id: int) -> bool:
+        result = await self._conn.execute(
+            delete(app_passwords).where(
+                and_(app_passwords.c.user_id == user_id, app_passwords.c.id == password_id)
+            )
+        )
+        return bool(result.rowcount)
+
+    async def app_password_user(self, user_id: int, token_hash: str) -> AppPassword | None:
+        row = await self._one(
+            select(app_passwords).where(
+                and_(app_passwords.c.user_id == user_id,
+                     app_passwords.c.token_hash == token_hash)
+            )
+        )
+        return _app_password(row) if row else None
+
+    async def touch_app_password(self, password_id: int, now: float) -> None:
+        await self._conn.execute(
+            update(app_passwords).where(app_passwords.c.id == password_id)
+            .values(last_used_at=now)
+        )
+
+    # --- nodes ---------------------------------------------------------------------------
+
+    async def node(self, node_id: int) -> Node | None:
+        row = await self._one(select(nodes).where(nodes.c.id == node_id))
+        return _node(row) if row else None
+
+    async def child(self, parent_id: int, name: str) -> Node | None:
+        row = await self._one(
+            select(nodes).where(and_(nodes.c.parent_id == parent_id, nodes.c.name == name))
+        )
+        return _node(row) if row else None
+
+    async def children(self, parent_id: int) -> list[Node]:
+        rows = await self._all(
+            select(nodes).where(nodes.c.parent_id == parent_id).order_by(nodes.c.name)
+        )
+        return [_node(r) for r in rows]
+
+    async def insert_node(
+        self, *, parent_id: int | None, owner_id: int, name: str, kind: NodeKind, size: int,
+        mtime: float, now: float, blob_id: str | None = None, sha256: str | None = None,
+        content_type: str | None = None, checksums: str | None = None,
+    ) -> Node:
+        values = dict(
+            parent_id=parent_id, owner_id=owner_id, name=name, kind=kind.value, size=size,
+            mtime=mtime, revision=1, blob_id=blob_id, sha256=sha256,
+            content_type=content_type, created_at=now, checksums=checksums,
+        )
+        try:
+            result = await self._conn.execute(insert(nodes).values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"{name!r} already exists") from exc
+        node_id = result.inserted_primary_key[0]  # type: ignore[index]
+        return Node(id=node_id, **{**values, "kind": kind})  # type: ignore[arg-type]
+
+    async def update_file(
+        self, node_id: int, *, size: int, mtime: float, blob_id: str, sha256: str,
+        content_type: str | None, checksums: str | None,
+    ) -> None:
+        await self._conn.execute(
+            update(nodes).where(nodes.c.id == node_id).values(
+                size=size, mtime=mtime, blob_id=blob_id, sha256=sha256,
+                content_type=content_type, checksums=checksums, revision=nodes.c.revision + 1,
+            )
+        )
+
+    async def set_mtime(self, node_id: int, mtime: float) -> None:
+        await self._conn.execute(update(nodes).where(nodes.c.id == node_id).values(mtime=mtime))
+
+    async def move_node(self, node_id: int, new_parent_id: int, new_name: str) -> None:
+        try:
+            await self._conn.execute(
+                update(nodes).where(nodes.c.id == node_id)
+                .values(parent_id=new_parent_id, name=new_name)
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"{new_name!r} already exists") from exc
+
+    async def bump_revisions(self, node_ids: Iterable[int], size_delta: int = 0) -> None:
+        """Mark folders changed (new etag) and add `size_delta` to their recursive size."""
+        ids = list(node_ids)
+        if ids:
+            await self._conn.execute(
+                update(nodes).where(nodes.c.id.in_(ids))
+                .values(revision=nodes.c.revision + 1, size=nodes.c.size + size_delta)
+            )
+
+    async def subtree(self, node_id: int) -> list[tuple[Node, tuple[str, ...]]]:
+        """The node and all its descendants, parents before children, with relative paths."""
+        root = await self.node(node_id)
+        if root is None:
+            return []
+        result: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
+        frontier = [(root, ())] if root.is_folder else []
+        while frontier:
+            by_id = {n.id: rel for n, rel in frontier}
+            rows = await self._all(
+                select(nodes).where(nodes.c.parent_id.in_(list(by_id))).order_by(nodes.c.name)
+            )
+            frontier = []
+            for row in rows:
+                child = _node(row)
+                entry = (child, (*by_id[child.parent_id], child.name))  # type: ignore[index]
+                result.append(entry)
+                if child.is_folder:
+                    frontier.append(entry)
+        return result
+
+    async def delete_subtree(self, node_id: int) -> list[str]:
+        """Delete a node and its descendants; returns blob ids whose refcount fell to 0."""
+        entries = await self.subtree(node_id)
+        released: list[str] = []
+        for node, _ in reversed(entries):  # children first, for the parent foreign key
+            if node.blob_id:
+                released.extend(await self.release_blob(node.blob_id))
+        ids = [n.id for n, _ in entries]
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            await self._conn.execute(delete(properties).where(properties.c.node_id.in_(batch)))
+        for start in range(len(ids), 0, -500):
+            batch = ids[max(0, start - 500) : start]
+            await self._conn.execute(delete(nodes).where(nodes.c.id.in_(batch)))
+        return released
+
+    # --- blobs ---------------------------------------------------------------------------
+
+    async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None:
+        await self._conn.execute(
+            insert(blobs).values(id=blob_id, size=size, sha256=sha256, refcount=1,
+                                 created_at=now)
+        )
+
+    async def retain_blob(self, blob_id: str) -> None:
+        await self._conn.execute(
+            update(blobs).where(blobs.c.id == blob_id).values(refcount=blobs.c.refcount + 1)
+        )
+
+    async def release_blob(self, blob_id: str) -> list[str]:
+        """Drop one reference; returns [blob_id] if it was the last one (row removed)."""
+        await self._conn.execute(
+            update(blobs).where(blobs.c.id == blob_id).values(refcount=blobs.c.refcount - 1)
+        )
+        row = await self._one(select(blobs.c.refcount).where(blobs.c.id == blob_id))
+        if row is not None and row[0] <= 0:
+            await self._conn.execute(delete(blobs).where(blobs.c.id == blob_id))
+            return [blob_id]
+        return []
+
+    async def blob_records(self) -> dict[str, tuple[int, str, int]]:
+        """Every blob row: id -> (size, sha256, refcount)."""
+        rows = await self._all(select(blobs.c.id, blobs.c.size, blobs.c.sha256, blobs.c.refcount))
+        return {r.id: (r.size, r.sha256, r.refcount) for r in rows}
+
+    async def blob_reference_counts(self) -> dict[str, int]:
+        """How many file nodes actually reference each blob."""
+        rows = await self._all(
+            select(nodes.c.blob_id, func.count()).where(nodes.c.blob_id.is_not(None))
+            .group_by(nodes.c.blob_id)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def set_blob_refcount(self, blob_id: str, refcount: int) -> None:
+        if refcount <= 0:
+            await self._conn.execute(delete(blobs).where(blobs.c.id == blob_id))
+        else:
+            await self._conn.execute(
+                update(blobs).where(blobs.c.id == blob_id).values(refcount=refcount)
+            )
+
+    async def usage_by_user(self) -> dict[int, int]:
+        rows = await self._all(
+            select(nodes.c.owner_id, func.coalesce(func.sum(nodes.c.size), literal(0)))
+            .where(nodes.c.kind == NodeKind.FILE.value).group_by(nodes.c.owner_id)
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    # --- dead properties -----------------------------------------------------------------
+
+    async def properties(self, node_id: int) -> list[DeadProperty]:
+        rows = await self._all(
+            select(properties).where(properties.c.node_id == node_id)
+            .order_by(properties.c.namespace, properties.c.name)
+        )
+        return [DeadProperty(r.namespace, r.name, r.xml) for r in rows]
+
+    async def properties_of(self, node_ids: Sequence[int]) -> dict[int, list[DeadProperty]]:
+        found: dict[int, list[DeadProperty]] = {}
+        for start in range(0, len(node_ids), 500):
+            rows = await self._all(
+                select(properties).where(properties.c.node_id.in_(node_ids[start : start + 500]))
+            )
+            for r in rows:
+                found.setdefault(r.node_id, []).append(DeadProperty(r.namespace, r.name, r.xml))
+        return found
+
+    async def set_property(self, node_id: int, prop: DeadProperty) -> None:
+        await self.remove_property(node_id, prop.namespace, prop.name)
+        await self._conn.execute(
+            insert(properties).values(
+                node_id=node_id, namespace=prop.namespace, name=prop.name, xml=prop.xml
+            )
+        )
+
+    async def remove_property(self, node_id: int, namespace: str, name: str) -> None:
+        await self._conn.execute(
+            delete(properties).where(
+                and_(properties.c.node_id == node_id, properties.c.namespace == namespace,
+                     properties.c.name == name)
+            )
+        )
+
+    # --- locks ---------------------------------------------------------------------------
+
+    async def locks(self, owner_id: int, now: float) -> list[Lock]:
+        rows = await self._all(
+            select(locks).where(and_(locks.c.owner_id == owner_id, locks.c.expires_at > now))
+        )
+        return [_lock(r) for r in rows]
+
+    async def insert_lock(self, lock: Lock) -> None:
+        await self._conn.execute(
+            insert(locks).values(
+                token=lock.token, owner_id=lock.owner_id, path="/".join(lock.path),
+                scope=lock.scope.value, depth_infinity=lock.depth_infinity,
+                owner_xml=lock.owner_xml, principal_id=lock.principal_id,
+                timeout_seconds=lock.timeout_seconds, expires_at=lock.expires_at,
+            )
+        )
+
+    async def refresh_lock(self, token: str, timeout_seconds: int, expires_at: float) -> None:
+        await self._conn.execute(
+            update(locks).where(locks.c.token == token)
+            .values(timeout_seconds=timeout_seconds, expires_at=expires_at)
+        )
+
+    async def delete_lock(self, token: str) -> bool:
+        result = await self._conn.execute(delete(locks).where(locks.c.token == token))
+        return bool(result.rowcount)
+
+    async def delete_expired_locks(self, now: float) -> None:
+        await self._conn.execute(delete(locks).where(locks.c.expires_at <= now))
+
+
+class SqlMetadataStore:
+    def __init__(self, url: str, *, durable: bool = True) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._durable = durable
+        self._write_lock = asyncio.Lock()
+        self.engine: AsyncEngine = create_async_engine(url)
+        if self.is_sqlite:
+            self._configure_sqlite()
+
+    def _configure_sqlite(self) -> None:
+        durable = self._durable
+
+        @event.listens_for(self.engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(self.engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = "IMMEDIATE" if conn.get_execution_options().get("ecrin_write") else "DEFERRED"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(schema.metadata.create_all)
+            row = (await conn.execute(
+                select(schema.schema_info.c.value).where(schema.schema_info.c.key == "version")
+            )).first()
+            if row is None:
+                await conn.execute(
+                    insert(schema.schema_info).values(key="version",
+                                                      value=str(schema.SCHEMA_VERSION))
+                )
+            elif int(row[0]) > schema.SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database schema is version {row[0]}, newer than this Ecrin "
+                    f"({schema.SCHEMA_VERSION}): upgrade Ecrin"
+                )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTransaction]:
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield SqlTransaction(conn)
+        except OperationalError as exc:
+            raise StorageError(f"database error: {exc.orig}") from exc
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTransaction]:
+        async with self._write_lock:
+            try:
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(ecrin_write=True)
+                    async with conn.begin():
+                        yield SqlTransaction(conn)
+            except OperationalError as exc:
+                raise StorageError(f"database error: {exc.orig}") from exc
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

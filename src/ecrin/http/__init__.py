@@ -1,0 +1,1 @@
+"""What every HTTP adapter shares: credentials from headers, error translation, logging."""

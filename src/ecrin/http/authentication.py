@@ -1,0 +1,41 @@
+"""HTTP Basic authentication (passwords and app passwords)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from starlette.requests import Request
+
+from ecrin.core.errors import Unauthorized
+from ecrin.core.model import User
+from ecrin.services.accounts import AccountService
+
+CHALLENGE = 'Basic realm="Ecrin", charset="UTF-8"'
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthorized("malformed Basic credentials") from exc
+    login, sep, password = decoded.partition(":")
+    if not sep:
+        raise Unauthorized("malformed Basic credentials")
+    return login, password
+
+
+async def authenticate(request: Request, accounts: AccountService) -> User:
+    credentials = basic_credentials(request)
+    if credentials is None:
+        raise Unauthorized("authentication required")
+    user = await accounts.authenticate(*credentials)
+    if user is None:
+        raise Unauthorized("wrong user name or password")
+    return user

@@ -1,0 +1,149 @@
+"""Users, passwords and app passwords; turning credentials into a user."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ecrin.auth.credential_cache import CredentialCache
+from ecrin.auth.passwords import (
+    generate_app_password,
+    hash_app_password,
+    hash_password,
+    verify_password,
+)
+from ecrin.core.clock import Clock
+from ecrin.core.errors import BadRequest, NotFound
+from ecrin.core.model import AppPassword, User
+from ecrin.core.paths import validate_name
+from ecrin.db.protocol import MetadataStore
+from ecrin.storage.protocol import BlobStore
+
+log = logging.getLogger(__name__)
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def _check_user_name(name: str) -> str:
+    name = validate_name(name)
+    if not all(c.isalnum() or c in "._-@" for c in name) or len(name) > 64:
+        raise BadRequest("user names use letters, digits and . _ - @ (at most 64)")
+    return name
+
+
+class AccountService:
+    def __init__(
+        self, metadata: MetadataStore, blobs: BlobStore, clock: Clock, cache: CredentialCache,
+        default_quota_bytes: int | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.clock = clock
+        self.cache = cache
+        self.default_quota_bytes = default_quota_bytes
+
+    async def create_user(
+        self, name: str, password: str, *, display_name: str | None = None,
+        quota_bytes: int | None = None, is_admin: bool = False,
+    ) -> User:
+        name = _check_user_name(name)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise BadRequest(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.metadata.write() as tx:
+            return await tx.insert_user(
+                name, display_name or name, password_hash,
+                quota_bytes if quota_bytes is not None else self.default_quota_bytes,
+                is_admin, self.clock.now(),
+            )
+
+    async def get_user(self, name: str) -> User:
+        async with self.metadata.read() as tx:
+            user = await tx.user_by_name(name)
+        if user is None:
+            raise NotFound(f"no user {name!r}")
+        return user
+
+    async def refresh(self, user: User) -> User:
+        async with self.metadata.read() as tx:
+            fresh = await tx.user_by_id(user.id)
+        if fresh is None:
+            raise NotFound(f"no user {user.name!r}")
+        return fresh
+
+    async def list_users(self) -> list[User]:
+        async with self.metadata.read() as tx:
+            return await tx.list_users()
+
+    async def has_users(self) -> bool:
+        async with self.metadata.read() as tx:
+            return await tx.user_count() > 0
+
+    async def set_password(self, name: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise BadRequest(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        user = await self.get_user(name)
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.metadata.write() as tx:
+            await tx.set_password_hash(user.id, password_hash)
+        self.cache.forget_user(user.id)
+
+    async def set_quota(self, name: str, quota_bytes: int | None) -> None:
+        user = await self.get_user(name)
+        async with self.metadata.write() as tx:
+            await tx.set_quota(user.id, quota_bytes)
+
+    async def delete_user(self, name: str) -> None:
+        user = await self.get_user(name)
+        async with self.metadata.write() as tx:
+            released = await tx.delete_user(user.id)
+        self.cache.forget_user(user.id)
+        for blob_id in released:
+            await self.blobs.delete(blob_id)
+
+    # --- app passwords -------------------------------------------------------------------
+
+    async def create_app_password(self, name: str, label: str) -> tuple[AppPassword, str]:
+        """Returns the record and the token, which is shown once and never stored."""
+        user = await self.get_user(name)
+        token = generate_app_password()
+        async with self.metadata.write() as tx:
+            record = await tx.insert_app_password(
+                user.id, label, hash_app_password(token), self.clock.now()
+            )
+        return record, token
+
+    async def list_app_passwords(self, name: str) -> list[AppPassword]:
+        user = await self.get_user(name)
+        async with self.metadata.read() as tx:
+            return await tx.list_app_passwords(user.id)
+
+    async def revoke_app_password(self, name: str, password_id: int) -> None:
+        user = await self.get_user(name)
+        async with self.metadata.write() as tx:
+            if not await tx.delete_app_password(user.id, password_id):
+                raise NotFound(f"no app password {password_id} for {name!r}")
+        self.cache.forget_user(user.id)
+
+    # --- authentication ------------------------------------------------------------------
+
+    async def authenticate(self, login: str, password: str) -> User | None:
+        """The user for a login and a password or app password; None if they do not match."""
+        cached = self.cache.get(login, password)
+        async with self.metadata.read() as tx:
+            user = await tx.user_by_name(login)
+            if user is None:
+                return None
+            if cached == user.id:
+                return user
+            app_password = await tx.app_password_user(user.id, hash_app_password(password))
+            password_hash = None if app_password else await tx.password_hash(user.id)
+        if app_password is not None:
+            async with self.metadata.write() as tx:
+                await tx.touch_app_password(app_password.id, self.clock.now())
+        elif password_hash is None or not await asyncio.to_thread(
+            verify_password, password_hash, password
+        ):
+            return None
+        self.cache.put(login, password, user.id)
+        return user

@@ -1,0 +1,174 @@
+"""Every setting, declared once: name, type, default, help. Env var `ECRIN_<NAME>`.
+
+Precedence (highest first): explicit overrides (CLI flags) > environment > config file
+(TOML, `ecrin.toml` in the data directory or `--config`) > defaults. The configuration
+reference in `docs/configuration.md` is generated from `SETTINGS` and a test keeps it true.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecrin.core.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return "ECRIN_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", Path, Path("ecrin-data"),
+            "Folder holding the SQLite database, blobs and the config file."),
+    Setting("host", str, "127.0.0.1", "Address to listen on."),
+    Setting("port", int, 8080, "TCP port to listen on."),
+    Setting("workers", int, 1, "Number of server processes (needs a shared database)."),
+    Setting("database_url", str, "",
+            "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir."),
+    Setting("storage_url", str, "",
+            "Where file contents live; empty means `file://<data_dir>/blobs`."),
+    Setting("default_quota_bytes", int, 0,
+            "Quota given to new users, in bytes; 0 means unlimited."),
+    Setting("max_upload_bytes", int, 0,
+            "Largest single request body accepted, in bytes; 0 means unlimited."),
+    Setting("max_xml_bytes", int, 1_048_576, "Largest XML request body accepted, in bytes."),
+    Setting("max_xml_depth", int, 64, "Deepest XML element nesting accepted."),
+    Setting("lock_default_timeout", int, 1800,
+            "WebDAV lock timeout in seconds when the client asks for none or 'Infinite'."),
+    Setting("lock_max_timeout", int, 7 * 24 * 3600, "Longest WebDAV lock timeout granted."),
+    Setting("credential_cache_seconds", int, 60,
+            "How long a verified credential is trusted without a new argon2 check."),
+    Setting("trusted_proxies", str, "",
+            "Comma-separated proxy addresses whose X-Forwarded-* headers are trusted."),
+    Setting("public_url", str, "",
+            "The URL users reach Ecrin at, if behind a proxy (used in printed links)."),
+    Setting("log_level", str, "info", "Logging level: debug, info, warning, error."),
+    Setting("fsync", bool, True,
+            "Flush contents and metadata to stable storage before acknowledging a write. "
+            "Turning this off risks data loss on power failure."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    try:
+        if setting.type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return setting.type(value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(
+            f"setting {setting.name}: cannot read {value!r} as {setting.type.__name__}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("ecrin-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    database_url: str = ""
+    storage_url: str = ""
+    default_quota_bytes: int = 0
+    max_upload_bytes: int = 0
+    max_xml_bytes: int = 1_048_576
+    max_xml_depth: int = 64
+    lock_default_timeout: int = 1800
+    lock_max_timeout: int = 7 * 24 * 3600
+    credential_cache_seconds: int = 60
+    trusted_proxies: str = ""
+    public_url: str = ""
+    log_level: str = "info"
+    fsync: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ecrin.sqlite3').resolve()}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Resolve settings from defaults, config file, environment and overrides."""
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+    env_values = {s.name: environ[s.env_var] for s in SETTINGS if s.env_var in environ}
+    data_dir = Path(overrides.get("data_dir", env_values.get("data_dir", values["data_dir"])))
+    path = config_file or (
+        Path(environ["ECRIN_CONFIG"]) if "ECRIN_CONFIG" in environ else data_dir / "ecrin.toml"
+    )
+    if path.is_file():
+        values.update(_read_config_file(path))
+    elif config_file is not None:
+        raise BadRequest(f"config file {config_file} does not exist")
+    values.update(env_values)
+    values.update(overrides)
+    return Settings(**{name: _coerce(_BY_NAME[name], v) for name, v in values.items()})
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadRequest(f"cannot read config file {path}: {exc}") from exc
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise BadRequest(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    return data
+
+
+def render_reference() -> str:
+    """The configuration reference, in Markdown (docs/configuration.md is this text)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting can be given in the TOML config file (`ecrin.toml` in the data "
+        "directory, or the file named by `ECRIN_CONFIG` / `--config`), as an environment "
+        "variable, or for some as a command-line flag. Flags win over the environment, "
+        "which wins over the file. `ecrin config show` prints the values in force.",
+        "",
+        "| setting | env var | type | default | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in SETTINGS:
+        default = s.default if s.default != "" else '""'
+        lines.append(
+            f"| `{s.name}` | `{s.env_var}` | {s.type.__name__} | `{default}` | {s.help} |"
+        )
+    return "\n".join(lines) + "\n"

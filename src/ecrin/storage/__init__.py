@@ -1,0 +1,1 @@
+"""Blob stores: where immutable file contents live. Never imports `ecrin.db`."""

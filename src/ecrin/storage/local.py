@@ -1,0 +1,195 @@
+"""Blobs as files on a local disk.
+
+Layout under the root folder:
+    tmp/<random>        writes in progress (removed by recovery if a crash leaves them)
+    ab/cd/<id>          committed blobs, sharded by the first four hex digits of the id
+
+A commit writes, fsyncs the file, renames it into place and fsyncs the directory, so a
+blob id that metadata references always names a complete file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
+
+READ_CHUNK = 1024 * 1024
+WRITE_BUFFER = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _map_os_error(exc: OSError) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return QuotaExceeded("the storage is full")
+    return StorageError(f"storage I/O error: {exc.strerror}")
+
+
+class LocalBlobWriter:
+    def __init__(self, store: LocalBlobStore, fd: int, temp_path: Path) -> None:
+        self._store = store
+        self._fd = fd
+        self._temp_path = temp_path
+        self._buffer = bytearray()
+        self._size = 0
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes) -> None:
+        self._buffer += data
+        self._size += len(data)
+        if len(self._buffer) >= WRITE_BUFFER:
+            await self._flush_buffer()
+
+    async def _flush_buffer(self) -> None:
+        if not self._buffer:
+            return
+        data, self._buffer = bytes(self._buffer), bytearray()
+        try:
+            await asyncio.to_thread(_write_all, self._fd, data)
+        except OSError as exc:
+            raise _map_os_error(exc) from exc
+
+    async def commit(self) -> str:
+        await self._flush_buffer()
+        blob_id = secrets.token_hex(16)
+        final = self._store.path_of(blob_id)
+        try:
+            await asyncio.to_thread(self._finish, final)
+        except OSError as exc:
+            await self.abort()
+            raise _map_os_error(exc) from exc
+        return blob_id
+
+    def _finish(self, final: Path) -> None:
+        if self._store.fsync:
+            os.fsync(self._fd)
+        os.close(self._fd)
+        self._closed = True
+        self._store.ensure_shard(final.parent)
+        os.rename(self._temp_path, final)
+        if self._store.fsync:
+            _fsync_dir(final.parent)
+
+    async def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+        self._temp_path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self._tmp = root / "tmp"
+        self._known_shards: set[Path] = set()
+
+    async def open(self) -> None:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        return None
+
+    def path_of(self, blob_id: str) -> Path:
+        if len(blob_id) < 8 or not all(c in "0123456789abcdef" for c in blob_id):
+            raise NotFound("no such blob")
+        return self.root / blob_id[:2] / blob_id[2:4] / blob_id
+
+    def ensure_shard(self, shard: Path) -> None:
+        """Create a shard folder durably (its creation is fsynced in its parent)."""
+        if shard in self._known_shards:
+            return
+        if not shard.is_dir():
+            for folder in (shard.parent, shard):
+                if not folder.is_dir():
+                    folder.mkdir(exist_ok=True)
+                    if self.fsync:
+                        _fsync_dir(folder.parent)
+        self._known_shards.add(shard)
+
+    async def create(self) -> LocalBlobWriter:
+        temp_path = self._tmp / secrets.token_hex(16)
+        try:
+            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise _map_os_error(exc) from exc
+        return LocalBlobWriter(self, fd, temp_path)
+
+    async def read(
+        self, blob_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        path = self.path_of(blob_id)
+        try:
+            fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise StorageError(f"blob {blob_id} is missing from storage") from exc
+        except OSError as exc:
+            raise _map_os_error(exc) from exc
+        try:
+            position = start
+            while end is None or position < end:
+                want = READ_CHUNK if end is None else min(READ_CHUNK, end - position)
+                data = await asyncio.to_thread(os.pread, fd, want, position)
+                if not data:
+                    break
+                position += len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    async def delete(self, blob_id: str) -> None:
+        try:
+            self.path_of(blob_id).unlink(missing_ok=True)
+        except NotFound:
+            return
+
+    async def exists(self, blob_id: str) -> bool:
+        try:
+            return self.path_of(blob_id).is_file()
+        except NotFound:
+            return False
+
+    async def list_blobs(self, older_than: float | None = None) -> AsyncIterator[str]:
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for second in sorted(first.glob("[0-9a-f][0-9a-f]")):
+                for blob in second.iterdir():
+                    if older_than is not None and blob.stat().st_mtime >= older_than:
+                        continue
+                    yield blob.name
+
+    async def clean_temporary(self, older_than: float) -> list[str]:
+        removed = []
+        for temp in self._tmp.iterdir():
+            try:
+                if temp.stat().st_mtime < older_than:
+                    temp.unlink()
+                    removed.append(temp.name)
+            except FileNotFoundError:
+                continue
+        return removed
+
+
