@@ -58,11 +58,16 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     cache = CredentialCache(clock, settings.credential_cache_seconds)
     services = Services(
         clock=clock,
-        accounts=AccountService(metadata, blobs, clock, cache,
-                                default_quota_bytes=settings.default_quota_bytes or None),
+        accounts=AccountService(
+            metadata, blobs, clock, cache, default_quota_bytes=settings.default_quota_bytes or None
+        ),
         files=FileService(metadata, blobs, clock),
-        locks=LockService(metadata, clock, default_timeout=settings.lock_default_timeout,
-                          max_timeout=settings.lock_max_timeout),
+        locks=LockService(
+            metadata,
+            clock,
+            default_timeout=settings.lock_default_timeout,
+            max_timeout=settings.lock_max_timeout,
+        ),
         properties=PropertyService(metadata),
         consistency=ConsistencyService(metadata, blobs, clock),
         instance_id=_instance_id(settings),
@@ -106,9 +111,7 @@ class EcrinApp:
 
 
 async def _home(_request: Request) -> Response:
-    return PlainTextResponse(
-        f"Ecrin {__version__}\nWebDAV: /remote.php/dav/files/<user>/\n"
-    )
+    return PlainTextResponse(f"Ecrin {__version__}\nWebDAV: /remote.php/dav/files/<user>/\n")
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> EcrinApp:

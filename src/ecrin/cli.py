@@ -26,8 +26,7 @@ log = logging.getLogger("ecrin")
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
-        name: getattr(args, name, None)
-        for name in ("data_dir", "host", "port", "workers")
+        name: getattr(args, name, None) for name in ("data_dir", "host", "port", "workers")
     }
     return load_settings(overrides, config_file=args.config)
 
@@ -70,9 +69,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"    password: {admin_password}", flush=True)
         print("  This password is shown only once: keep it now.", flush=True)
     uvicorn.run(
-        "ecrin.cli:app_from_environment", factory=True, host=settings.host, port=settings.port,
+        "ecrin.cli:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
-        log_level=settings.log_level, access_log=False, server_header=False,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
         timeout_graceful_shutdown=30,
     )
     return 0
@@ -111,8 +115,11 @@ def cmd_user(args: argparse.Namespace) -> int:
         if args.user_command == "add":
             password = _password(args) if not args.generate else generate_password()
             user = await accounts.create_user(
-                args.name, password, display_name=args.display_name,
-                quota_bytes=args.quota, is_admin=args.admin,
+                args.name,
+                password,
+                display_name=args.display_name,
+                quota_bytes=args.quota,
+                is_admin=args.admin,
             )
             print(f"created user {user.name}")
             if args.generate:
@@ -160,7 +167,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     async def work(runtime: Runtime) -> Any:
         return await runtime.services.consistency.check(
-            repair=args.repair, verify_checksums=args.verify_checksums,
+            repair=args.repair,
+            verify_checksums=args.verify_checksums,
             grace_seconds=args.grace,
         )
 
@@ -248,8 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="check metadata against blobs")
     check.add_argument("--repair", action="store_true", help="fix what can be fixed")
     check.add_argument("--verify-checksums", action="store_true", help="re-hash every blob")
-    check.add_argument("--grace", type=float, default=DEFAULT_GRACE_SECONDS,
-                       help="ignore blobs younger than this many seconds (uploads in flight)")
+    check.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS,
+        help="ignore blobs younger than this many seconds (uploads in flight)",
+    )
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=cmd_check)
 

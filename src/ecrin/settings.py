@@ -31,34 +31,68 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", Path, Path("ecrin-data"),
-            "Folder holding the SQLite database, blobs and the config file."),
+    Setting(
+        "data_dir",
+        Path,
+        Path("ecrin-data"),
+        "Folder holding the SQLite database, blobs and the config file.",
+    ),
     Setting("host", str, "127.0.0.1", "Address to listen on."),
     Setting("port", int, 8080, "TCP port to listen on."),
     Setting("workers", int, 1, "Number of server processes (needs a shared database)."),
-    Setting("database_url", str, "",
-            "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir."),
-    Setting("storage_url", str, "",
-            "Where file contents live; empty means `file://<data_dir>/blobs`."),
-    Setting("default_quota_bytes", int, 0,
-            "Quota given to new users, in bytes; 0 means unlimited."),
-    Setting("max_upload_bytes", int, 0,
-            "Largest single request body accepted, in bytes; 0 means unlimited."),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir.",
+    ),
+    Setting(
+        "storage_url", str, "", "Where file contents live; empty means `file://<data_dir>/blobs`."
+    ),
+    Setting(
+        "default_quota_bytes", int, 0, "Quota given to new users, in bytes; 0 means unlimited."
+    ),
+    Setting(
+        "max_upload_bytes",
+        int,
+        0,
+        "Largest single request body accepted, in bytes; 0 means unlimited.",
+    ),
     Setting("max_xml_bytes", int, 1_048_576, "Largest XML request body accepted, in bytes."),
     Setting("max_xml_depth", int, 64, "Deepest XML element nesting accepted."),
-    Setting("lock_default_timeout", int, 1800,
-            "WebDAV lock timeout in seconds when the client asks for none or 'Infinite'."),
+    Setting(
+        "lock_default_timeout",
+        int,
+        1800,
+        "WebDAV lock timeout in seconds when the client asks for none or 'Infinite'.",
+    ),
     Setting("lock_max_timeout", int, 7 * 24 * 3600, "Longest WebDAV lock timeout granted."),
-    Setting("credential_cache_seconds", int, 60,
-            "How long a verified credential is trusted without a new argon2 check."),
-    Setting("trusted_proxies", str, "",
-            "Comma-separated proxy addresses whose X-Forwarded-* headers are trusted."),
-    Setting("public_url", str, "",
-            "The URL users reach Ecrin at, if behind a proxy (used in printed links)."),
+    Setting(
+        "credential_cache_seconds",
+        int,
+        60,
+        "How long a verified credential is trusted without a new argon2 check.",
+    ),
+    Setting(
+        "trusted_proxies",
+        str,
+        "",
+        "Comma-separated proxy addresses whose X-Forwarded-* headers are trusted.",
+    ),
+    Setting(
+        "public_url",
+        str,
+        "",
+        "The URL users reach Ecrin at, if behind a proxy (used in printed links).",
+    ),
     Setting("log_level", str, "info", "Logging level: debug, info, warning, error."),
-    Setting("fsync", bool, True,
-            "Flush contents and metadata to stable storage before acknowledging a write. "
-            "Turning this off risks data loss on power failure."),
+    Setting(
+        "fsync",
+        bool,
+        True,
+        "Flush contents and metadata to stable storage before acknowledging a write. "
+        "Turning this off risks data loss on power failure.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -168,7 +202,5 @@ def render_reference() -> str:
     ]
     for s in SETTINGS:
         default = s.default if s.default != "" else '""'
-        lines.append(
-            f"| `{s.name}` | `{s.env_var}` | {s.type.__name__} | `{default}` | {s.help} |"
-        )
+        lines.append(f"| `{s.name}` | `{s.env_var}` | {s.type.__name__} | `{default}` | {s.help} |")
     return "\n".join(lines) + "\n"

@@ -90,8 +90,12 @@ class DavApp:
         if handler is None:
             raise MethodNotAllowed(f"{request.method} is not supported here")
         ctx = DavContext(
-            request=request, services=self.services, settings=self.settings,
-            principal=principal, home=principal, base=decode_url_path(base),
+            request=request,
+            services=self.services,
+            settings=self.settings,
+            principal=principal,
+            home=principal,
+            base=decode_url_path(base),
             path=DavPath.from_url_path(rest),
         )
         return await handler(ctx)

@@ -54,7 +54,7 @@ class DavContext:
         async for chunk in self.request.stream():
             body += chunk
             if len(body) > limit:
-                    raise PayloadTooLarge(f"XML bodies are limited to {limit} bytes")
+                raise PayloadTooLarge(f"XML bodies are limited to {limit} bytes")
         return bytes(body)
 
     def parse(self, body: bytes) -> etree._Element:
@@ -145,7 +145,11 @@ class DavContext:
             raise PreconditionFailed("the If header's conditions do not hold")
 
     async def guard_write(
-        self, path: DavPath | None = None, *, subtree: bool = False, membership: bool = False,
+        self,
+        path: DavPath | None = None,
+        *,
+        subtree: bool = False,
+        membership: bool = False,
         check_if: bool = True,
     ) -> None:
         """Before a write: honour locks (423) and the If header (412).

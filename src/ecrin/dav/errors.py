@@ -24,5 +24,6 @@ def dav_error_response(error: EcrinError, *, head: bool = False) -> Response:
 def internal_error_response() -> Response:
     return Response(
         error_body(None, "internal server error; the server log has the details"),
-        status_code=500, headers={"content-type": XML_CONTENT_TYPE},
+        status_code=500,
+        headers={"content-type": XML_CONTENT_TYPE},
     )

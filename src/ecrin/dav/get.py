@@ -83,8 +83,8 @@ async def handle(ctx: DavContext) -> Response:
     if node.is_folder:
         # Browsers and tools may GET a folder: answer with a short text, not an error.
         headers = {"etag": quoted_etag(node), "content-type": "text/plain; charset=utf-8"}
-        body = b"" if ctx.request.method == "HEAD" else b"This is a folder.\n"
-        return Response(body, 200, headers)
+        text = b"" if ctx.request.method == "HEAD" else b"This is a folder.\n"
+        return Response(text, 200, headers)
     early = not_modified_or_failed(ctx, node)
     if early is not None:
         return early

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from ecrin.core.errors import BadRequest
 
 
-
 @dataclass(frozen=True, slots=True)
 class Condition:
     negated: bool

@@ -92,15 +92,15 @@ def _quota_available(node: Node, view: PropertyView) -> str:
 
 
 def _checksums(node: Node) -> str:
-    values = " ".join(v for v in (node.checksums, f"SHA256:{node.sha256}" if node.sha256 else "")
-                      if v)
+    values = " ".join(
+        v for v in (node.checksums, f"SHA256:{node.sha256}" if node.sha256 else "") if v
+    )
     return f"<oc:checksums><oc:checksum>{escape(values)}</oc:checksum></oc:checksums>"
 
 
 LIVE: dict[PropName, Renderer] = {
     (DAV, "resourcetype"): lambda n, _: (
-        "<d:resourcetype><d:collection/></d:resourcetype>" if n.is_folder
-        else "<d:resourcetype/>"
+        "<d:resourcetype><d:collection/></d:resourcetype>" if n.is_folder else "<d:resourcetype/>"
     ),
     (DAV, "getetag"): lambda n, _: f'<d:getetag>"{n.etag}"</d:getetag>',
     (DAV, "getlastmodified"): lambda n, _: (
@@ -142,9 +142,15 @@ LIVE: dict[PropName, Renderer] = {
 
 # What `allprop` returns besides dead properties (RFC 4918 section 9.1).
 ALLPROP: tuple[PropName, ...] = (
-    (DAV, "resourcetype"), (DAV, "getetag"), (DAV, "getlastmodified"), (DAV, "creationdate"),
-    (DAV, "displayname"), (DAV, "getcontentlength"), (DAV, "getcontenttype"),
-    (DAV, "supportedlock"), (DAV, "lockdiscovery"),
+    (DAV, "resourcetype"),
+    (DAV, "getetag"),
+    (DAV, "getlastmodified"),
+    (DAV, "creationdate"),
+    (DAV, "displayname"),
+    (DAV, "getcontentlength"),
+    (DAV, "getcontenttype"),
+    (DAV, "supportedlock"),
+    (DAV, "lockdiscovery"),
 )
 
 # Live properties a client may not set or remove with PROPPATCH.

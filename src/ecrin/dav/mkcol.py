@@ -16,7 +16,10 @@ async def handle(ctx: DavContext) -> Response:
             raise UnsupportedMediaType("MKCOL with a body is not supported")
     await ctx.guard_write(membership=True)
     node = await ctx.services.files.make_folder(ctx.home, ctx.path)
-    return empty(201, {
-        "oc-fileid": dav_file_id(node, ctx.services.instance_id),
-        "oc-etag": quoted_etag(node),
-    })
+    return empty(
+        201,
+        {
+            "oc-fileid": dav_file_id(node, ctx.services.instance_id),
+            "oc-etag": quoted_etag(node),
+        },
+    )

@@ -11,5 +11,6 @@ ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH
 
 
 async def handle(ctx: DavContext) -> Response:
-    return empty(200, {"dav": "1, 2, 3", "allow": ALLOW, "ms-author-via": "DAV",
-                       "accept-ranges": "bytes"})
+    return empty(
+        200, {"dav": "1, 2, 3", "allow": ALLOW, "ms-author-via": "DAV", "accept-ranges": "bytes"}
+    )

@@ -41,7 +41,11 @@ def parse_request(root: etree._Element | None) -> tuple[str, list[PropName]]:
 
 
 def render_response(
-    href: str, node: Node, view: PropertyView, mode: str, names: list[PropName],
+    href: str,
+    node: Node,
+    view: PropertyView,
+    mode: str,
+    names: list[PropName],
     dead: list[DeadProperty],
 ) -> str:
     dead_by_name = {(p.namespace, p.name): p.xml for p in dead}
@@ -90,8 +94,10 @@ async def handle(ctx: DavContext) -> Response:
     out = [f'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus {NAMESPACE_DECLARATIONS}>']
     for path, entry in entries:
         view = PropertyView(home, ctx.services.instance_id, locks, path.segments, path.is_root)
-        out.append(render_response(
-            ctx.href(path, entry.is_folder), entry, view, mode, names, dead.get(entry.id, [])
-        ))
+        out.append(
+            render_response(
+                ctx.href(path, entry.is_folder), entry, view, mode, names, dead.get(entry.id, [])
+            )
+        )
     out.append("</d:multistatus>")
     return xml_response("".join(out))

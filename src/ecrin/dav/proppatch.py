@@ -51,8 +51,7 @@ async def handle(ctx: DavContext) -> Response:
     names: list[PropName] = [(c.namespace, c.name) for c in changes]
     refused = [n for n in names if n in PROTECTED]
     if refused:
-        statuses = {n: "403 Forbidden" if n in refused else "424 Failed Dependency"
-                    for n in names}
+        statuses = {n: "403 Forbidden" if n in refused else "424 Failed Dependency" for n in names}
     else:
         await ctx.services.properties.apply(ctx.home, ctx.path, changes)
         statuses = dict.fromkeys(names, "200 OK")

@@ -56,9 +56,13 @@ async def handle(ctx: DavContext) -> Response:
     )
     mtime = ctx.mtime()
     result = await ctx.services.files.upload(
-        ctx.home, ctx.path, _limited(ctx, limit),
+        ctx.home,
+        ctx.path,
+        _limited(ctx, limit),
         length=length if ctx.header("content-length") else None,
-        mtime=mtime, content_type=_content_type(ctx), checksums=expected_checksums(ctx),
+        mtime=mtime,
+        content_type=_content_type(ctx),
+        checksums=expected_checksums(ctx),
         conditions=conditions,
     )
     headers = {

@@ -7,7 +7,7 @@ entries), with the fixed prefixes d: (DAV:), oc: and nc:.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -26,8 +26,13 @@ PropName = tuple[str, str]  # (namespace, local name)
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        huge_tree=False, remove_comments=True, remove_pis=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 
@@ -38,8 +43,8 @@ def parse_xml(body: bytes, *, max_bytes: int, max_depth: int) -> etree._Element:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
         raise BadRequest(f"the request body is not well-formed XML: {exc.msg}") from exc
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise BadRequest("DTDs are not allowed in request bodies")
     if _depth(root) > max_depth:
         raise BadRequest(f"XML nested deeper than {max_depth} levels")
@@ -103,5 +108,5 @@ def error_body(condition: str | None, message: str) -> bytes:
     inner = f"<d:{condition}/>" if condition else ""
     return (
         f'<?xml version="1.0" encoding="utf-8"?>\n<d:error {NAMESPACE_DECLARATIONS}>{inner}'
-        f"<s:message xmlns:s=\"http://sabredav.org/ns\">{escape(message)}</s:message></d:error>"
+        f'<s:message xmlns:s="http://sabredav.org/ns">{escape(message)}</s:message></d:error>'
     ).encode()

@@ -65,8 +65,9 @@ app_passwords = Table(
 nodes = Table(
     "nodes",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("parent_id", BigInteger, ForeignKey("nodes.id"), nullable=True),
     Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("name", String(255), nullable=False),

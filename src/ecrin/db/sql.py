@@ -92,23 +92,38 @@ class SqlTransaction:
     # --- users ---------------------------------------------------------------------------
 
     async def insert_user(
-        self, name: str, display_name: str, password_hash: str, quota_bytes: int | None,
-        is_admin: bool, now: float,
+        self,
+        name: str,
+        display_name: str,
+        password_hash: str,
+        quota_bytes: int | None,
+        is_admin: bool,
+        now: float,
     ) -> User:
         try:
             result = await self._conn.execute(
                 insert(users).values(
-                    name=name, display_name=display_name, password_hash=password_hash,
-                    quota_bytes=quota_bytes, used_bytes=0, is_admin=is_admin,
-                    tenant="default", created_at=now,
+                    name=name,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                    quota_bytes=quota_bytes,
+                    used_bytes=0,
+                    is_admin=is_admin,
+                    tenant="default",
+                    created_at=now,
                 )
             )
         except IntegrityError as exc:
             raise Conflict(f"user {name!r} already exists") from exc
         user_id = result.inserted_primary_key[0]  # type: ignore[index]
         root = await self.insert_node(
-            parent_id=None, owner_id=user_id, name="", kind=NodeKind.FOLDER, size=0,
-            mtime=now, now=now,
+            parent_id=None,
+            owner_id=user_id,
+            name="",
+            kind=NodeKind.FOLDER,
+            size=0,
+            mtime=now,
+            now=now,
         )
         await self._conn.execute(
             update(users).where(users.c.id == user_id).values(root_node_id=root.id)
@@ -149,7 +164,8 @@ class SqlTransaction:
     async def add_usage(self, user_id: int, delta: int) -> None:
         if delta:
             await self._conn.execute(
-                update(users).where(users.c.id == user_id)
+                update(users)
+                .where(users.c.id == user_id)
                 .values(used_bytes=users.c.used_bytes + delta)
             )
 
@@ -160,7 +176,8 @@ class SqlTransaction:
 
     async def root_node(self, user_id: int) -> Node:
         row = await self._one(
-            select(nodes).join(users, users.c.root_node_id == nodes.c.id)
+            select(nodes)
+            .join(users, users.c.root_node_id == nodes.c.id)
             .where(users.c.id == user_id)
         )
         if row is None:
@@ -188,12 +205,16 @@ class SqlTransaction:
         )
         return AppPassword(
             id=result.inserted_primary_key[0],  # type: ignore[index]
-            user_id=user_id, name=name, created_at=now, last_used_at=None,
+            user_id=user_id,
+            name=name,
+            created_at=now,
+            last_used_at=None,
         )
 
     async def list_app_passwords(self, user_id: int) -> list[AppPassword]:
         rows = await self._all(
-            select(app_passwords).where(app_passwords.c.user_id == user_id)
+            select(app_passwords)
+            .where(app_passwords.c.user_id == user_id)
             .order_by(app_passwords.c.id)
         )
         return [_app_password(r) for r in rows]
@@ -209,16 +230,14 @@ class SqlTransaction:
     async def app_password_user(self, user_id: int, token_hash: str) -> AppPassword | None:
         row = await self._one(
             select(app_passwords).where(
-                and_(app_passwords.c.user_id == user_id,
-                     app_passwords.c.token_hash == token_hash)
+                and_(app_passwords.c.user_id == user_id, app_passwords.c.token_hash == token_hash)
             )
         )
         return _app_password(row) if row else None
 
     async def touch_app_password(self, password_id: int, now: float) -> None:
         await self._conn.execute(
-            update(app_passwords).where(app_passwords.c.id == password_id)
-            .values(last_used_at=now)
+            update(app_passwords).where(app_passwords.c.id == password_id).values(last_used_at=now)
         )
 
     # --- nodes ---------------------------------------------------------------------------
@@ -240,14 +259,33 @@ class SqlTransaction:
         return [_node(r) for r in rows]
 
     async def insert_node(
-        self, *, parent_id: int | None, owner_id: int, name: str, kind: NodeKind, size: int,
-        mtime: float, now: float, blob_id: str | None = None, sha256: str | None = None,
-        content_type: str | None = None, checksums: str | None = None,
+        self,
+        *,
+        parent_id: int | None,
+        owner_id: int,
+        name: str,
+        kind: NodeKind,
+        size: int,
+        mtime: float,
+        now: float,
+        blob_id: str | None = None,
+        sha256: str | None = None,
+        content_type: str | None = None,
+        checksums: str | None = None,
     ) -> Node:
         values = dict(
-            parent_id=parent_id, owner_id=owner_id, name=name, kind=kind.value, size=size,
-            mtime=mtime, revision=1, blob_id=blob_id, sha256=sha256,
-            content_type=content_type, created_at=now, checksums=checksums,
+            parent_id=parent_id,
+            owner_id=owner_id,
+            name=name,
+            kind=kind.value,
+            size=size,
+            mtime=mtime,
+            revision=1,
+            blob_id=blob_id,
+            sha256=sha256,
+            content_type=content_type,
+            created_at=now,
+            checksums=checksums,
         )
         try:
             result = await self._conn.execute(insert(nodes).values(**values))
@@ -257,13 +295,27 @@ class SqlTransaction:
         return Node(id=node_id, **{**values, "kind": kind})  # type: ignore[arg-type]
 
     async def update_file(
-        self, node_id: int, *, size: int, mtime: float, blob_id: str, sha256: str,
-        content_type: str | None, checksums: str | None,
+        self,
+        node_id: int,
+        *,
+        size: int,
+        mtime: float,
+        blob_id: str,
+        sha256: str,
+        content_type: str | None,
+        checksums: str | None,
     ) -> None:
         await self._conn.execute(
-            update(nodes).where(nodes.c.id == node_id).values(
-                size=size, mtime=mtime, blob_id=blob_id, sha256=sha256,
-                content_type=content_type, checksums=checksums, revision=nodes.c.revision + 1,
+            update(nodes)
+            .where(nodes.c.id == node_id)
+            .values(
+                size=size,
+                mtime=mtime,
+                blob_id=blob_id,
+                sha256=sha256,
+                content_type=content_type,
+                checksums=checksums,
+                revision=nodes.c.revision + 1,
             )
         )
 
@@ -273,7 +325,8 @@ class SqlTransaction:
     async def move_node(self, node_id: int, new_parent_id: int, new_name: str) -> None:
         try:
             await self._conn.execute(
-                update(nodes).where(nodes.c.id == node_id)
+                update(nodes)
+                .where(nodes.c.id == node_id)
                 .values(parent_id=new_parent_id, name=new_name)
             )
         except IntegrityError as exc:
@@ -284,7 +337,8 @@ class SqlTransaction:
         ids = list(node_ids)
         if ids:
             await self._conn.execute(
-                update(nodes).where(nodes.c.id.in_(ids))
+                update(nodes)
+                .where(nodes.c.id.in_(ids))
                 .values(revision=nodes.c.revision + 1, size=nodes.c.size + size_delta)
             )
 
@@ -294,7 +348,7 @@ class SqlTransaction:
         if root is None:
             return []
         result: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
-        frontier = [(root, ())] if root.is_folder else []
+        frontier: list[tuple[Node, tuple[str, ...]]] = [(root, ())] if root.is_folder else []
         while frontier:
             by_id = {n.id: rel for n, rel in frontier}
             rows = await self._all(
@@ -303,7 +357,8 @@ class SqlTransaction:
             frontier = []
             for row in rows:
                 child = _node(row)
-                entry = (child, (*by_id[child.parent_id], child.name))  # type: ignore[index]
+                assert child.parent_id is not None
+                entry = (child, (*by_id[child.parent_id], child.name))
                 result.append(entry)
                 if child.is_folder:
                     frontier.append(entry)
@@ -329,8 +384,7 @@ class SqlTransaction:
 
     async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None:
         await self._conn.execute(
-            insert(blobs).values(id=blob_id, size=size, sha256=sha256, refcount=1,
-                                 created_at=now)
+            insert(blobs).values(id=blob_id, size=size, sha256=sha256, refcount=1, created_at=now)
         )
 
     async def retain_blob(self, blob_id: str) -> None:
@@ -356,11 +410,12 @@ class SqlTransaction:
 
     async def blob_reference_counts(self) -> dict[str, int]:
         """How many file nodes actually reference each blob."""
-        rows = await self._all(
-            select(nodes.c.blob_id, func.count()).where(nodes.c.blob_id.is_not(None))
+        rows: Sequence[Row[Any]] = await self._all(
+            select(nodes.c.blob_id, func.count().label("n"))
+            .where(nodes.c.blob_id.is_not(None))
             .group_by(nodes.c.blob_id)
         )
-        return {r[0]: int(r[1]) for r in rows}
+        return {r.blob_id: int(r.n) for r in rows}
 
     async def set_blob_refcount(self, blob_id: str, refcount: int) -> None:
         if refcount <= 0:
@@ -371,17 +426,19 @@ class SqlTransaction:
             )
 
     async def usage_by_user(self) -> dict[int, int]:
-        rows = await self._all(
-            select(nodes.c.owner_id, func.coalesce(func.sum(nodes.c.size), literal(0)))
-            .where(nodes.c.kind == NodeKind.FILE.value).group_by(nodes.c.owner_id)
+        rows: Sequence[Row[Any]] = await self._all(
+            select(nodes.c.owner_id, func.coalesce(func.sum(nodes.c.size), literal(0)).label("n"))
+            .where(nodes.c.kind == NodeKind.FILE.value)
+            .group_by(nodes.c.owner_id)
         )
-        return {int(r[0]): int(r[1]) for r in rows}
+        return {int(r.owner_id): int(r.n) for r in rows}
 
     # --- dead properties -----------------------------------------------------------------
 
     async def properties(self, node_id: int) -> list[DeadProperty]:
         rows = await self._all(
-            select(properties).where(properties.c.node_id == node_id)
+            select(properties)
+            .where(properties.c.node_id == node_id)
             .order_by(properties.c.namespace, properties.c.name)
         )
         return [DeadProperty(r.namespace, r.name, r.xml) for r in rows]
@@ -407,8 +464,11 @@ class SqlTransaction:
     async def remove_property(self, node_id: int, namespace: str, name: str) -> None:
         await self._conn.execute(
             delete(properties).where(
-                and_(properties.c.node_id == node_id, properties.c.namespace == namespace,
-                     properties.c.name == name)
+                and_(
+                    properties.c.node_id == node_id,
+                    properties.c.namespace == namespace,
+                    properties.c.name == name,
+                )
             )
         )
 
@@ -423,16 +483,22 @@ class SqlTransaction:
     async def insert_lock(self, lock: Lock) -> None:
         await self._conn.execute(
             insert(locks).values(
-                token=lock.token, owner_id=lock.owner_id, path="/".join(lock.path),
-                scope=lock.scope.value, depth_infinity=lock.depth_infinity,
-                owner_xml=lock.owner_xml, principal_id=lock.principal_id,
-                timeout_seconds=lock.timeout_seconds, expires_at=lock.expires_at,
+                token=lock.token,
+                owner_id=lock.owner_id,
+                path="/".join(lock.path),
+                scope=lock.scope.value,
+                depth_infinity=lock.depth_infinity,
+                owner_xml=lock.owner_xml,
+                principal_id=lock.principal_id,
+                timeout_seconds=lock.timeout_seconds,
+                expires_at=lock.expires_at,
             )
         )
 
     async def refresh_lock(self, token: str, timeout_seconds: int, expires_at: float) -> None:
         await self._conn.execute(
-            update(locks).where(locks.c.token == token)
+            update(locks)
+            .where(locks.c.token == token)
             .values(timeout_seconds=timeout_seconds, expires_at=expires_at)
         )
 
@@ -475,13 +541,16 @@ class SqlMetadataStore:
     async def open(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(schema.metadata.create_all)
-            row = (await conn.execute(
-                select(schema.schema_info.c.value).where(schema.schema_info.c.key == "version")
-            )).first()
+            row = (
+                await conn.execute(
+                    select(schema.schema_info.c.value).where(schema.schema_info.c.key == "version")
+                )
+            ).first()
             if row is None:
                 await conn.execute(
-                    insert(schema.schema_info).values(key="version",
-                                                      value=str(schema.SCHEMA_VERSION))
+                    insert(schema.schema_info).values(
+                        key="version", value=str(schema.SCHEMA_VERSION)
+                    )
                 )
             elif int(row[0]) > schema.SCHEMA_VERSION:
                 raise StorageError(

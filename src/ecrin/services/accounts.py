@@ -33,7 +33,11 @@ def _check_user_name(name: str) -> str:
 
 class AccountService:
     def __init__(
-        self, metadata: MetadataStore, blobs: BlobStore, clock: Clock, cache: CredentialCache,
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Clock,
+        cache: CredentialCache,
         default_quota_bytes: int | None = None,
     ) -> None:
         self.metadata = metadata
@@ -43,8 +47,13 @@ class AccountService:
         self.default_quota_bytes = default_quota_bytes
 
     async def create_user(
-        self, name: str, password: str, *, display_name: str | None = None,
-        quota_bytes: int | None = None, is_admin: bool = False,
+        self,
+        name: str,
+        password: str,
+        *,
+        display_name: str | None = None,
+        quota_bytes: int | None = None,
+        is_admin: bool = False,
     ) -> User:
         name = _check_user_name(name)
         if len(password) < MIN_PASSWORD_LENGTH:
@@ -52,9 +61,12 @@ class AccountService:
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self.metadata.write() as tx:
             return await tx.insert_user(
-                name, display_name or name, password_hash,
+                name,
+                display_name or name,
+                password_hash,
                 quota_bytes if quota_bytes is not None else self.default_quota_bytes,
-                is_admin, self.clock.now(),
+                is_admin,
+                self.clock.now(),
             )
 
     async def get_user(self, name: str) -> User:

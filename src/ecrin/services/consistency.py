@@ -28,7 +28,10 @@ class ConsistencyService:
         return await self.blobs.clean_temporary(self.clock.now() - grace_seconds)
 
     async def check(
-        self, *, repair: bool = False, verify_checksums: bool = False,
+        self,
+        *,
+        repair: bool = False,
+        verify_checksums: bool = False,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> CheckReport:
         report = CheckReport(repaired=repair)
@@ -59,9 +62,7 @@ class ConsistencyService:
                     blob_id, sha256
                 ):
                     report.checksum_mismatches.append(blob_id)
-        report.stale_temp_files = (
-            await self.blobs.clean_temporary(cutoff) if repair else []
-        )
+        report.stale_temp_files = await self.blobs.clean_temporary(cutoff) if repair else []
         if repair:
             await self._repair(report, references, usage, {u.id for u in users})
         return report
@@ -76,7 +77,10 @@ class ConsistencyService:
         return digest.hexdigest() == expected
 
     async def _repair(
-        self, report: CheckReport, references: dict[str, int], usage: dict[int, int],
+        self,
+        report: CheckReport,
+        references: dict[str, int],
+        usage: dict[int, int],
         user_ids: set[int],
     ) -> None:
         for blob_id in report.orphan_blobs:
@@ -91,5 +95,6 @@ class ConsistencyService:
             log.error(
                 "check: %d missing and %d corrupt blobs cannot be repaired from here; "
                 "restore them from a backup",
-                len(report.missing_blobs), len(report.checksum_mismatches),
+                len(report.missing_blobs),
+                len(report.checksum_mismatches),
             )

@@ -22,7 +22,6 @@ from ecrin.core.errors import (
     EcrinError,
     Forbidden,
     MethodNotAllowed,
-    NotFound,
     PreconditionFailed,
     QuotaExceeded,
 )
@@ -49,8 +48,10 @@ class WriteConditions:
             etag is None or ("*" not in self.if_match and etag not in self.if_match)
         ):
             raise PreconditionFailed("If-Match does not match the current version")
-        if self.if_none_match is not None and etag is not None and (
-            "*" in self.if_none_match or etag in self.if_none_match
+        if (
+            self.if_none_match is not None
+            and etag is not None
+            and ("*" in self.if_none_match or etag in self.if_none_match)
         ):
             raise PreconditionFailed("If-None-Match: the resource exists in that version")
 
@@ -62,12 +63,12 @@ class UploadResult:
 
 
 def _check_quota(user: User, extra_bytes: int) -> None:
-    if user.quota_bytes is not None and extra_bytes > 0:
-        if user.used_bytes + extra_bytes > user.quota_bytes:
-            raise QuotaExceeded(
-                f"storing {extra_bytes} more bytes would exceed the quota of "
-                f"{user.quota_bytes} bytes ({user.used_bytes} used)"
-            )
+    quota = user.quota_bytes
+    if quota is not None and extra_bytes > 0 and user.used_bytes + extra_bytes > quota:
+        raise QuotaExceeded(
+            f"storing {extra_bytes} more bytes would exceed the quota of "
+            f"{user.quota_bytes} bytes ({user.used_bytes} used)"
+        )
 
 
 class FileService:
@@ -132,9 +133,7 @@ class FileService:
                 digests.update(chunk)
                 await writer.write(chunk)
             if length is not None and writer.size != length:
-                raise BadRequest(
-                    f"the body has {writer.size} bytes but {length} were announced"
-                )
+                raise BadRequest(f"the body has {writer.size} bytes but {length} were announced")
             digests.verify()
             blob_id = await writer.commit()
         except BaseException:
@@ -142,8 +141,14 @@ class FileService:
             raise
         try:
             return await self.commit_blob(
-                user, path, blob_id, writer.size, digests.sha256,
-                mtime=mtime, content_type=content_type, conditions=conditions,
+                user,
+                path,
+                blob_id,
+                writer.size,
+                digests.sha256,
+                mtime=mtime,
+                content_type=content_type,
+                conditions=conditions,
                 checksums=digests.client_checksums(),
             )
         except BaseException:
@@ -177,15 +182,27 @@ class FileService:
             await tx.insert_blob(blob_id, size, sha256, now)
             if current is None:
                 node = await tx.insert_node(
-                    parent_id=found.parent.id, owner_id=user.id, name=path.name,
-                    kind=NodeKind.FILE, size=size, mtime=mtime or now, now=now,
-                    blob_id=blob_id, sha256=sha256, content_type=content_type,
+                    parent_id=found.parent.id,
+                    owner_id=user.id,
+                    name=path.name,
+                    kind=NodeKind.FILE,
+                    size=size,
+                    mtime=mtime or now,
+                    now=now,
+                    blob_id=blob_id,
+                    sha256=sha256,
+                    content_type=content_type,
                     checksums=checksums,
                 )
             else:
                 await tx.update_file(
-                    current.id, size=size, mtime=mtime or now, blob_id=blob_id, sha256=sha256,
-                    content_type=content_type, checksums=checksums,
+                    current.id,
+                    size=size,
+                    mtime=mtime or now,
+                    blob_id=blob_id,
+                    sha256=sha256,
+                    content_type=content_type,
+                    checksums=checksums,
                 )
                 if current.blob_id:
                     released = await tx.release_blob(current.blob_id)
@@ -204,8 +221,13 @@ class FileService:
             if found.node is not None:
                 raise MethodNotAllowed(f"{path} already exists")
             node = await tx.insert_node(
-                parent_id=found.parent.id, owner_id=user.id, name=path.name,
-                kind=NodeKind.FOLDER, size=0, mtime=now, now=now,
+                parent_id=found.parent.id,
+                owner_id=user.id,
+                name=path.name,
+                kind=NodeKind.FOLDER,
+                size=0,
+                mtime=now,
+                now=now,
             )
             await tx.bump_revisions(found.ancestor_ids)
             return node
@@ -224,9 +246,7 @@ class FileService:
             released = await self._delete_in(tx, user, found)
         await self._discard(released)
 
-    async def _delete_in(
-        self, tx: MetadataTransaction, user: User, found: Resolved
-    ) -> list[str]:
+    async def _delete_in(self, tx: MetadataTransaction, user: User, found: Resolved) -> list[str]:
         node = found.existing()
         released = await tx.delete_subtree(node.id)
         await tx.bump_revisions(found.ancestor_ids, -node.size)
@@ -258,7 +278,12 @@ class FileService:
         return created
 
     async def copy(
-        self, user: User, source: DavPath, destination: DavPath, *, overwrite: bool,
+        self,
+        user: User,
+        source: DavPath,
+        destination: DavPath,
+        *,
+        overwrite: bool,
         recursive: bool = True,
     ) -> bool:
         """Copy a file or a tree; bytes are shared, never duplicated. True if created."""
@@ -286,11 +311,17 @@ class FileService:
             for node, relative in entries:
                 parent_id = dst.parent.id if not relative else new_ids[relative[:-1]]
                 copy = await tx.insert_node(
-                    parent_id=parent_id, owner_id=user.id,
-                    name=destination.name if not relative else node.name, kind=node.kind,
+                    parent_id=parent_id,
+                    owner_id=user.id,
+                    name=destination.name if not relative else node.name,
+                    kind=node.kind,
                     size=node.size if node.kind is NodeKind.FILE or recursive else 0,
-                    mtime=node.mtime, now=now, blob_id=node.blob_id, sha256=node.sha256,
-                    content_type=node.content_type, checksums=node.checksums,
+                    mtime=node.mtime,
+                    now=now,
+                    blob_id=node.blob_id,
+                    sha256=node.sha256,
+                    content_type=node.content_type,
+                    checksums=node.checksums,
                 )
                 if node.blob_id:
                     await tx.retain_blob(node.blob_id)

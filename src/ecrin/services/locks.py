@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -56,10 +57,15 @@ class LockService:
         now = self.clock.now()
         timeout = self._timeout(request.timeout_seconds)
         lock = Lock(
-            token=TOKEN_PREFIX + secrets.token_hex(16), owner_id=home.id, path=path.segments,
-            scope=request.scope, depth_infinity=request.depth_infinity,
-            owner_xml=request.owner_xml, principal_id=principal.id,
-            timeout_seconds=timeout, expires_at=now + timeout,
+            token=TOKEN_PREFIX + secrets.token_hex(16),
+            owner_id=home.id,
+            path=path.segments,
+            scope=request.scope,
+            depth_infinity=request.depth_infinity,
+            owner_xml=request.owner_xml,
+            principal_id=principal.id,
+            timeout_seconds=timeout,
+            expires_at=now + timeout,
         )
         async with self.metadata.write() as tx:
             await tx.delete_expired_locks(now)
@@ -73,24 +79,30 @@ class LockService:
                 if path.is_root:
                     raise Conflict("cannot lock the home folder's parent")
                 await tx.insert_node(
-                    parent_id=found.parent.id, owner_id=home.id, name=path.name,
-                    kind=NodeKind.FILE, size=0, mtime=now, now=now,
+                    parent_id=found.parent.id,
+                    owner_id=home.id,
+                    name=path.name,
+                    kind=NodeKind.FILE,
+                    size=0,
+                    mtime=now,
+                    now=now,
                 )
                 await tx.bump_revisions(found.ancestor_ids)
             await tx.insert_lock(lock)
         return lock, created
 
     async def refresh(
-        self, home: User, path: DavPath, tokens: Collection[str], timeout: int | None
+        self, home: User, path: DavPath, tokens: Collection[str], seconds: int | None
     ) -> Lock:
         now = self.clock.now()
         async with self.metadata.write() as tx:
             for lock in await tx.locks(home.id, now):
                 if lock.token in tokens and lock.covers(path.segments):
-                    seconds = self._timeout(timeout)
-                    await tx.refresh_lock(lock.token, seconds, now + seconds)
-                    return Lock(**{**_fields(lock), "timeout_seconds": seconds,
-                                   "expires_at": now + seconds})
+                    granted = self._timeout(seconds)
+                    await tx.refresh_lock(lock.token, granted, now + granted)
+                    return dataclasses.replace(
+                        lock, timeout_seconds=granted, expires_at=now + granted
+                    )
         raise PreconditionFailed(
             "no lock matching the submitted token covers this resource",
             condition="lock-token-matches-request-uri",
@@ -109,8 +121,14 @@ class LockService:
         )
 
     async def ensure_writable(
-        self, home: User, principal: User, path: DavPath, submitted: Collection[str],
-        *, subtree: bool = False, locks: list[Lock] | None = None,
+        self,
+        home: User,
+        principal: User,
+        path: DavPath,
+        submitted: Collection[str],
+        *,
+        subtree: bool = False,
+        locks: list[Lock] | None = None,
     ) -> None:
         """Raise Locked unless every lock on `path` (and below it, for `subtree`) was submitted.
 
@@ -130,10 +148,6 @@ class LockService:
             for lock in await tx.locks(home.id, self.clock.now()):
                 if DavPath(lock.path) == path or path.is_ancestor_of(DavPath(lock.path)):
                     await tx.delete_lock(lock.token)
-
-
-def _fields(lock: Lock) -> dict[str, object]:
-    return {name: getattr(lock, name) for name in Lock.__slots__}
 
 
 def parse_timeout(header: str | None) -> int | None:

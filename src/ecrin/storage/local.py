@@ -14,7 +14,6 @@ import asyncio
 import errno
 import os
 import secrets
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -191,5 +190,3 @@ class LocalBlobStore:
             except FileNotFoundError:
                 continue
         return removed
-
-

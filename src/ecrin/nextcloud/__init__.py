@@ -1,0 +1,1 @@
+"""Endpoints the Nextcloud and ownCloud clients speak besides WebDAV (status, OCS, chunking)."""
