@@ -152,14 +152,19 @@ class DavContext:
         membership: bool = False,
         check_if: bool = True,
     ) -> None:
-        """Before a write: honour locks (423) and the If header (412).
+        """Before a write: the If header (412), then locks (423).
 
+        The If header is evaluated first (RFC 4918 section 10.4.1): a request whose
+        conditions do not hold fails with 412 even when the resource is also locked; a
+        request whose conditions hold but that does not submit the lock gets 423.
         `subtree`: the write affects everything below the path (DELETE, MOVE source).
         `membership`: the write adds or removes the path in its parent, so a lock on the
         parent collection must be submitted too.
         """
         target = path or self.path
         locks = await self.services.locks.active(self.home)
+        if check_if:
+            await self.check_if_header(locks)
         tokens = self.submitted_tokens()
         await self.services.locks.ensure_writable(
             self.home, self.principal, target, tokens, subtree=subtree, locks=locks
@@ -168,8 +173,6 @@ class DavContext:
             await self.services.locks.ensure_writable(
                 self.home, self.principal, target.parent, tokens, locks=locks
             )
-        if check_if:
-            await self.check_if_header(locks)
 
 
 def quoted_etag(node: Node) -> str:
