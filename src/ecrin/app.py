@@ -68,7 +68,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             default_timeout=settings.lock_default_timeout,
             max_timeout=settings.lock_max_timeout,
         ),
-        properties=PropertyService(metadata),
+        properties=PropertyService(metadata, clock),
         consistency=ConsistencyService(metadata, blobs, clock),
         instance_id=_instance_id(settings),
     )

@@ -102,6 +102,7 @@ class CheckReport:
     stale_temp_files: list[str] = field(default_factory=list)
     refcount_fixes: list[str] = field(default_factory=list)
     usage_fixes: list[str] = field(default_factory=list)
+    expired_uploads: list[str] = field(default_factory=list)
     repaired: bool = False
 
     @property
@@ -113,4 +114,112 @@ class CheckReport:
             or self.stale_temp_files
             or self.refcount_fixes
             or self.usage_fixes
+            or self.expired_uploads
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    name: str
+    display_name: str
+
+
+class ShareType(enum.IntEnum):
+    USER = 0
+    GROUP = 1
+    LINK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    id: int
+    share_type: ShareType
+    node_id: int
+    node_owner_id: int  # whose storage holds the node
+    created_by: int  # the sharer (the owner, or a resharer)
+    parent_share_id: int | None  # the share through which a resharer reached the node
+    share_with_user: int | None
+    share_with_group: int | None
+    permissions: int
+    token: str | None
+    password_hash: str | None
+    expires_at: float | None
+    label: str
+    note: str
+    hide_download: bool
+    created_at: float
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """Where a share appears in one recipient's tree."""
+
+    share_id: int
+    user_id: int
+    parent_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    id: int
+    node_id: int
+    blob_id: str
+    size: int
+    sha256: str | None
+    checksums: str | None
+    mtime: float
+    created_at: float
+    author_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrashItem:
+    id: int
+    node_id: int
+    owner_id: int
+    original_parent_id: int | None
+    original_name: str
+    original_path: str
+    size: int
+    deleted_at: float
+    deleted_by: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSession:
+    """A chunked upload in progress (Nextcloud's `uploads/<user>/<transfer id>/` folder)."""
+
+    id: int
+    user_id: int
+    name: str  # the transfer id the client chose
+    destination: tuple[str, ...] | None  # where it will land, if the client said (chunking v2)
+    total_length: int | None  # the announced size of the whole file, if any
+    created_at: float
+    touched_at: float  # last activity; sessions idle too long expire
+
+
+@dataclass(frozen=True, slots=True)
+class UploadChunk:
+    session_id: int
+    name: str
+    blob_id: str
+    size: int
+    offset: int | None  # the byte offset the client announced (OC-Chunk-Offset), if any
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFlow:
+    """A login flow v2 in progress: a client polls while its user logs in in a browser."""
+
+    poll_token_hash: str
+    login_token_hash: str
+    client_name: str
+    user_id: int | None  # set once the user logged in and granted access
+    created_at: float
+    expires_at: float

@@ -11,6 +11,7 @@ from email.utils import formatdate
 from xml.sax.saxutils import escape
 
 from ecrin.core.model import Lock, Node, User
+from ecrin.core.permissions import Permission, dav_permissions
 from ecrin.dav.xml import DAV, NC, OC, PropName
 
 
@@ -23,6 +24,10 @@ class PropertyView:
     locks: list[Lock]
     path_segments: tuple[str, ...]
     is_root: bool
+    permissions: Permission = Permission.ALL
+    shared_with_me: bool = False
+    is_mount_point: bool = False
+    share_types: tuple[int, ...] = ()
 
 
 Renderer = Callable[[Node, PropertyView], str | None]
@@ -42,10 +47,6 @@ def content_type_of(node: Node) -> str:
 def dav_file_id(node: Node, instance_id: str) -> str:
     """Nextcloud's `oc:id`: the file id zero-padded to 8 digits, then the instance id."""
     return f"{node.id:08d}{instance_id}"
-
-
-def permissions(node: Node) -> str:
-    return "RGDNVCK" if node.is_folder else "RGDNVW"
 
 
 def lock_discovery_xml(locks: list[Lock], path: tuple[str, ...]) -> str:
@@ -128,11 +129,27 @@ LIVE: dict[PropName, Renderer] = {
     (DAV, "quota-available-bytes"): _folder_only(_quota_available),
     (OC, "id"): lambda n, v: f"<oc:id>{dav_file_id(n, v.instance_id)}</oc:id>",
     (OC, "fileid"): lambda n, _: f"<oc:fileid>{n.id}</oc:fileid>",
-    (OC, "permissions"): lambda n, _: f"<oc:permissions>{permissions(n)}</oc:permissions>",
+    (OC, "permissions"): lambda n, v: (
+        "<oc:permissions>"
+        + dav_permissions(
+            v.permissions,
+            is_folder=n.is_folder,
+            shared_with_me=v.shared_with_me,
+            is_mount_point=v.is_mount_point,
+        )
+        + "</oc:permissions>"
+    ),
+    (OC, "share-permissions"): lambda _n, v: (
+        f"<oc:share-permissions>{int(v.permissions)}</oc:share-permissions>"
+    ),
     (OC, "size"): lambda n, _: f"<oc:size>{n.size}</oc:size>",
     (OC, "checksums"): _file_only(_checksums),
     (OC, "data-fingerprint"): lambda _n, v: "<oc:data-fingerprint/>" if v.is_root else None,
-    (OC, "share-types"): lambda _n, _v: "<oc:share-types/>",
+    (OC, "share-types"): lambda _n, v: (
+        "<oc:share-types>"
+        + "".join(f"<oc:share-type>{t}</oc:share-type>" for t in v.share_types)
+        + "</oc:share-types>"
+    ),
     (OC, "owner-id"): lambda _n, v: f"<oc:owner-id>{escape(v.home.name)}</oc:owner-id>",
     (OC, "owner-display-name"): lambda _n, v: (
         f"<oc:owner-display-name>{escape(v.home.display_name)}</oc:owner-display-name>"

@@ -13,7 +13,8 @@ from ecrin.core.paths import DavPath
 from ecrin.dav.context import DavContext
 from ecrin.dav.live_properties import ALLPROP, LIVE, PropertyView
 from ecrin.dav.responses import xml_response
-from ecrin.dav.xml import DAV, NAMESPACE_DECLARATIONS, PropName, elements, empty_element, qname
+from ecrin.dav.xml import DAV, NAMESPACE_DECLARATIONS, OC, PropName, elements, empty_element, qname
+from ecrin.services.files import Entry
 
 OK = "<d:status>HTTP/1.1 200 OK</d:status>"
 NOT_FOUND = "<d:status>HTTP/1.1 404 Not Found</d:status>"
@@ -79,24 +80,42 @@ async def handle(ctx: DavContext) -> Response:
     body = await ctx.read_xml_body()
     mode, names = parse_request(ctx.parse(body) if body.strip() else None)
 
-    node, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
+    entry, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
     if depth == "0":
         children = []
-    entries: list[tuple[DavPath, Node]] = [(ctx.path, node)]
+    entries: list[tuple[DavPath, Entry]] = [(ctx.path, entry)]
     entries += [(DavPath((*ctx.path.segments, child.name)), child) for child in children]
+    nodes = [e.node for _, e in entries]
 
     wants_dead = mode != "prop" or any(n not in LIVE for n in names)
-    dead = await ctx.services.properties.of([n for _, n in entries]) if wants_dead else {}
+    dead = await ctx.services.properties.of(nodes) if wants_dead else {}
     wants_locks = mode != "prop" or (DAV, "lockdiscovery") in names
     locks = await ctx.services.locks.active(ctx.home) if wants_locks else []
+    wants_shares = mode != "prop" or (OC, "share-types") in names
+    share_types = await ctx.services.files.share_types(ctx.home, nodes) if wants_shares else {}
     home = await ctx.services.accounts.refresh(ctx.home)
 
     out = [f'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus {NAMESPACE_DECLARATIONS}>']
-    for path, entry in entries:
-        view = PropertyView(home, ctx.services.instance_id, locks, path.segments, path.is_root)
+    for path, item in entries:
+        view = PropertyView(
+            home,
+            ctx.services.instance_id,
+            locks,
+            path.segments,
+            path.is_root,
+            permissions=item.permissions,
+            shared_with_me=item.share is not None,
+            is_mount_point=item.is_mount_point,
+            share_types=share_types.get(item.node.id, ()),
+        )
         out.append(
             render_response(
-                ctx.href(path, entry.is_folder), entry, view, mode, names, dead.get(entry.id, [])
+                ctx.href(path, item.node.is_folder),
+                item.node,
+                view,
+                mode,
+                names,
+                dead.get(item.node.id, []),
             )
         )
     out.append("</d:multistatus>")

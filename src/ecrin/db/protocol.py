@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
-from ecrin.core.model import AppPassword, DeadProperty, Lock, Node, NodeKind, User
+from ecrin.core.model import (
+    AppPassword,
+    DeadProperty,
+    Group,
+    Lock,
+    LoginFlow,
+    Mount,
+    Node,
+    NodeKind,
+    Share,
+    TrashItem,
+    UploadChunk,
+    UploadSession,
+    User,
+    Version,
+)
 
 
 class MetadataTransaction(Protocol):
@@ -140,6 +155,136 @@ class MetadataTransaction(Protocol):
     async def delete_lock(self, token: str) -> bool: ...
 
     async def delete_expired_locks(self, now: float) -> None: ...
+
+    # --- chunked uploads (sessions and their chunk blobs) --------------------------------
+
+    async def insert_upload_session(
+        self,
+        user_id: int,
+        name: str,
+        destination: tuple[str, ...] | None,
+        total_length: int | None,
+        now: float,
+    ) -> UploadSession:
+        """Raises Conflict if the user already has a session of that name."""
+
+    async def upload_session(self, user_id: int, name: str) -> UploadSession | None: ...
+
+    async def upload_sessions(self, user_id: int) -> list[UploadSession]: ...
+
+    async def touch_upload_session(self, session_id: int, now: float) -> None: ...
+
+    async def upload_chunks(self, session_id: int) -> list[UploadChunk]: ...
+
+    async def put_upload_chunk(self, chunk: UploadChunk) -> str | None:
+        """Record a chunk, replacing one of the same name; returns the replaced blob id."""
+
+    async def delete_upload_chunk(self, session_id: int, name: str) -> str | None:
+        """Forget a chunk; returns its blob id (None if there was no such chunk)."""
+
+    async def delete_upload_session(self, session_id: int) -> list[str]:
+        """Forget a session and its chunks; returns the chunks' blob ids."""
+
+    async def idle_upload_sessions(self, idle_since: float) -> list[UploadSession]:
+        """Sessions with no activity since `idle_since`."""
+
+    async def pending_upload_bytes(self, user_id: int) -> int:
+        """The bytes held in all of a user's unfinished uploads."""
+
+    async def upload_chunk_blob_ids(self) -> set[str]:
+        """Every blob referenced by an unfinished upload (not orphans for `ecrin check`)."""
+
+    # --- login flow v2 -------------------------------------------------------------------
+
+    async def insert_login_flow(self, flow: LoginFlow) -> None: ...
+
+    async def login_flow_by_login_token(self, login_token_hash: str) -> LoginFlow | None: ...
+
+    async def grant_login_flow(self, login_token_hash: str, user_id: int) -> None: ...
+
+    async def take_login_flow(self, poll_token_hash: str) -> LoginFlow | None:
+        """Remove and return a flow, if its user granted access (a poll succeeds once)."""
+
+    async def delete_expired_login_flows(self, now: float) -> int: ...
+
+    # --- sharing, versions, trash ---
+
+    async def ancestor_ids(self, node_id: int) -> list[int]:
+        """The node and its ancestors up to its storage root, nearest first (one query)."""
+
+    async def set_subtree_owner(self, node_ids: Sequence[int], owner_id: int) -> None: ...
+
+    async def trash_root(self, user_id: int, now: float) -> Node:
+        """The folder that holds a user's deleted items (created on first use)."""
+
+    async def insert_group(self, name: str, display_name: str, now: float) -> Group: ...
+
+    async def group_by_name(self, name: str) -> Group | None: ...
+
+    async def group_by_id(self, group_id: int) -> Group | None: ...
+
+    async def list_groups(self) -> list[Group]: ...
+
+    async def delete_group(self, group_id: int) -> None: ...
+
+    async def add_member(self, group_id: int, user_id: int) -> bool: ...
+
+    async def remove_member(self, group_id: int, user_id: int) -> bool: ...
+
+    async def group_members(self, group_id: int) -> list[User]: ...
+
+    async def user_groups(self, user_id: int) -> list[Group]: ...
+
+    async def insert_share(self, **values: Any) -> Share: ...
+
+    async def share(self, share_id: int) -> Share | None: ...
+
+    async def share_by_token(self, token: str) -> Share | None: ...
+
+    async def shares_on(self, node_ids: Sequence[int]) -> list[Share]: ...
+
+    async def shares_created_by(self, user_id: int) -> list[Share]: ...
+
+    async def shares_received(self, user_id: int) -> list[Share]: ...
+
+    async def update_share(self, share_id: int, **values: Any) -> None: ...
+
+    async def delete_share(self, share_id: int) -> None:
+        """Delete a share, its reshares (recursively) and their mounts."""
+
+    async def insert_mount(self, mount: Mount) -> None: ...
+
+    async def mounts_in(self, user_id: int, parent_id: int) -> list[Mount]: ...
+
+    async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None: ...
+
+    async def mounts_of_shares(self, share_ids: Sequence[int]) -> list[Mount]: ...
+
+    async def mounts_of_user(self, user_id: int) -> list[Mount]: ...
+
+    async def move_mount(self, share_id: int, user_id: int, parent_id: int, name: str) -> None: ...
+
+    async def delete_mount(self, share_id: int, user_id: int) -> None: ...
+
+    async def insert_version(self, node: Node, now: float, author_id: int | None) -> Version:
+        """Keep a file's current contents as a version (the blob reference moves over)."""
+
+    async def versions_of(self, node_id: int) -> list[Version]: ...
+
+    async def version(self, version_id: int) -> Version | None: ...
+
+    async def delete_version(self, version_id: int) -> list[str]:
+        """Drop a version; returns its blob id if that was the blob's last reference."""
+
+    async def all_version_blob_counts(self) -> dict[str, int]: ...
+
+    async def insert_trash(self, **values: Any) -> TrashItem: ...
+
+    async def trash_item(self, item_id: int) -> TrashItem | None: ...
+
+    async def trash_items(self, owner_id: int) -> list[TrashItem]: ...
+
+    async def delete_trash_record(self, item_id: int) -> None: ...
 
 
 class MetadataStore(Protocol):

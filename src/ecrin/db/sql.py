@@ -18,9 +18,42 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ecrin.core.errors import Conflict, StorageError
-from ecrin.core.model import AppPassword, DeadProperty, Lock, LockScope, Node, NodeKind, User
+from ecrin.core.model import (
+    AppPassword,
+    DeadProperty,
+    Group,
+    Lock,
+    LockScope,
+    LoginFlow,
+    Mount,
+    Node,
+    NodeKind,
+    Share,
+    ShareType,
+    TrashItem,
+    UploadChunk,
+    UploadSession,
+    User,
+    Version,
+)
 from ecrin.db import schema
-from ecrin.db.schema import app_passwords, blobs, locks, nodes, properties, users
+from ecrin.db.schema import (
+    app_passwords,
+    blobs,
+    group_members,
+    groups,
+    locks,
+    login_flows,
+    mounts,
+    nodes,
+    properties,
+    shares,
+    trash,
+    upload_chunks,
+    upload_sessions,
+    users,
+    versions,
+)
 
 
 def _user(row: Row[Any]) -> User:
@@ -67,6 +100,55 @@ def _lock(row: Row[Any]) -> Lock:
     )
 
 
+def _share(row: Row[Any]) -> Share:
+    return Share(
+        id=row.id,
+        share_type=ShareType(row.share_type),
+        node_id=row.node_id,
+        node_owner_id=row.node_owner_id,
+        created_by=row.created_by,
+        parent_share_id=row.parent_share_id,
+        share_with_user=row.share_with_user,
+        share_with_group=row.share_with_group,
+        permissions=row.permissions,
+        token=row.token,
+        password_hash=row.password_hash,
+        expires_at=row.expires_at,
+        label=row.label,
+        note=row.note,
+        hide_download=row.hide_download,
+        created_at=row.created_at,
+    )
+
+
+def _version(row: Row[Any]) -> Version:
+    return Version(
+        id=row.id,
+        node_id=row.node_id,
+        blob_id=row.blob_id,
+        size=row.size,
+        sha256=row.sha256,
+        checksums=row.checksums,
+        mtime=row.mtime,
+        created_at=row.created_at,
+        author_id=row.author_id,
+    )
+
+
+def _trash_item(row: Row[Any]) -> TrashItem:
+    return TrashItem(
+        id=row.id,
+        node_id=row.node_id,
+        owner_id=row.owner_id,
+        original_parent_id=row.original_parent_id,
+        original_name=row.original_name,
+        original_path=row.original_path,
+        size=row.size,
+        deleted_at=row.deleted_at,
+        deleted_by=row.deleted_by,
+    )
+
+
 def _app_password(row: Row[Any]) -> AppPassword:
     return AppPassword(
         id=row.id,
@@ -74,6 +156,42 @@ def _app_password(row: Row[Any]) -> AppPassword:
         name=row.name,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
+    )
+
+
+def _upload_session(row: Row[Any]) -> UploadSession:
+    return UploadSession(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        destination=(
+            None if row.destination is None else tuple(filter(None, row.destination.split("/")))
+        ),
+        total_length=row.total_length,
+        created_at=row.created_at,
+        touched_at=row.touched_at,
+    )
+
+
+def _upload_chunk(row: Row[Any]) -> UploadChunk:
+    return UploadChunk(
+        session_id=row.session_id,
+        name=row.name,
+        blob_id=row.blob_id,
+        size=row.size,
+        offset=row.byte_offset,
+        created_at=row.created_at,
+    )
+
+
+def _login_flow(row: Row[Any]) -> LoginFlow:
+    return LoginFlow(
+        poll_token_hash=row.poll_token_hash,
+        login_token_hash=row.login_token_hash,
+        client_name=row.client_name,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -188,6 +306,10 @@ class SqlTransaction:
         """Delete a user and everything they own; returns blob ids no longer referenced."""
         root = await self.root_node(user_id)
         released = await self.delete_subtree(root.id)
+        row = await self._one(select(users.c.trash_node_id).where(users.c.id == user_id))
+        if row is not None and row[0] is not None:
+            released += await self.delete_subtree(row[0])
+        released += await self._delete_upload_sessions_of(user_id)
         await self._conn.execute(delete(locks).where(locks.c.owner_id == user_id))
         await self._conn.execute(delete(app_passwords).where(app_passwords.c.user_id == user_id))
         await self._conn.execute(delete(users).where(users.c.id == user_id))
@@ -374,6 +496,11 @@ class SqlTransaction:
         ids = [n.id for n, _ in entries]
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
+            for row in await self._all(
+                select(versions.c.blob_id).where(versions.c.node_id.in_(batch))
+            ):
+                released.extend(await self.release_blob(row.blob_id))
+            await self._conn.execute(delete(versions).where(versions.c.node_id.in_(batch)))
             await self._conn.execute(delete(properties).where(properties.c.node_id.in_(batch)))
         for start in range(len(ids), 0, -500):
             batch = ids[max(0, start - 500) : start]
@@ -409,13 +536,16 @@ class SqlTransaction:
         return {r.id: (r.size, r.sha256, r.refcount) for r in rows}
 
     async def blob_reference_counts(self) -> dict[str, int]:
-        """How many file nodes actually reference each blob."""
+        """How many file nodes and versions actually reference each blob."""
         rows: Sequence[Row[Any]] = await self._all(
             select(nodes.c.blob_id, func.count().label("n"))
             .where(nodes.c.blob_id.is_not(None))
             .group_by(nodes.c.blob_id)
         )
-        return {r.blob_id: int(r.n) for r in rows}
+        counts = {r.blob_id: int(r.n) for r in rows}
+        for blob_id, n in (await self.all_version_blob_counts()).items():
+            counts[blob_id] = counts.get(blob_id, 0) + n
+        return counts
 
     async def set_blob_refcount(self, blob_id: str, refcount: int) -> None:
         if refcount <= 0:
@@ -426,12 +556,22 @@ class SqlTransaction:
             )
 
     async def usage_by_user(self) -> dict[int, int]:
-        rows: Sequence[Row[Any]] = await self._all(
-            select(nodes.c.owner_id, func.coalesce(func.sum(nodes.c.size), literal(0)).label("n"))
-            .where(nodes.c.kind == NodeKind.FILE.value)
-            .group_by(nodes.c.owner_id)
+        """Bytes of the files below each user's home (the trash and versions do not count)."""
+        tree = (
+            select(nodes.c.id, users.c.id.label("user_id"))
+            .join(users, users.c.root_node_id == nodes.c.id)
+            .cte("tree", recursive=True)
         )
-        return {int(r.owner_id): int(r.n) for r in rows}
+        tree = tree.union_all(
+            select(nodes.c.id, tree.c.user_id).join(tree, nodes.c.parent_id == tree.c.id)
+        )
+        rows: Sequence[Row[Any]] = await self._all(
+            select(tree.c.user_id, func.coalesce(func.sum(nodes.c.size), literal(0)).label("n"))
+            .join(nodes, nodes.c.id == tree.c.id)
+            .where(nodes.c.kind == NodeKind.FILE.value)
+            .group_by(tree.c.user_id)
+        )
+        return {int(r.user_id): int(r.n) for r in rows}
 
     # --- dead properties -----------------------------------------------------------------
 
@@ -508,6 +648,446 @@ class SqlTransaction:
 
     async def delete_expired_locks(self, now: float) -> None:
         await self._conn.execute(delete(locks).where(locks.c.expires_at <= now))
+
+    # --- chunked uploads -----------------------------------------------------------------
+
+    async def insert_upload_session(
+        self,
+        user_id: int,
+        name: str,
+        destination: tuple[str, ...] | None,
+        total_length: int | None,
+        now: float,
+    ) -> UploadSession:
+        try:
+            result = await self._conn.execute(
+                insert(upload_sessions).values(
+                    user_id=user_id,
+                    name=name,
+                    destination=None if destination is None else "/".join(destination),
+                    total_length=total_length,
+                    created_at=now,
+                    touched_at=now,
+                )
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"the upload {name!r} already exists") from exc
+        return UploadSession(
+            id=result.inserted_primary_key[0],  # type: ignore[index]
+            user_id=user_id,
+            name=name,
+            destination=destination,
+            total_length=total_length,
+            created_at=now,
+            touched_at=now,
+        )
+
+    async def upload_session(self, user_id: int, name: str) -> UploadSession | None:
+        row = await self._one(
+            select(upload_sessions).where(
+                and_(upload_sessions.c.user_id == user_id, upload_sessions.c.name == name)
+            )
+        )
+        return _upload_session(row) if row else None
+
+    async def upload_sessions(self, user_id: int) -> list[UploadSession]:
+        rows = await self._all(
+            select(upload_sessions)
+            .where(upload_sessions.c.user_id == user_id)
+            .order_by(upload_sessions.c.name)
+        )
+        return [_upload_session(r) for r in rows]
+
+    async def touch_upload_session(self, session_id: int, now: float) -> None:
+        await self._conn.execute(
+            update(upload_sessions).where(upload_sessions.c.id == session_id).values(touched_at=now)
+        )
+
+    async def upload_chunks(self, session_id: int) -> list[UploadChunk]:
+        rows = await self._all(
+            select(upload_chunks)
+            .where(upload_chunks.c.session_id == session_id)
+            .order_by(upload_chunks.c.name)
+        )
+        return [_upload_chunk(r) for r in rows]
+
+    async def put_upload_chunk(self, chunk: UploadChunk) -> str | None:
+        replaced = await self.delete_upload_chunk(chunk.session_id, chunk.name)
+        await self._conn.execute(
+            insert(upload_chunks).values(
+                session_id=chunk.session_id,
+                name=chunk.name,
+                blob_id=chunk.blob_id,
+                size=chunk.size,
+                byte_offset=chunk.offset,
+                created_at=chunk.created_at,
+            )
+        )
+        return replaced
+
+    async def delete_upload_chunk(self, session_id: int, name: str) -> str | None:
+        where = and_(upload_chunks.c.session_id == session_id, upload_chunks.c.name == name)
+        row = await self._one(select(upload_chunks.c.blob_id).where(where))
+        if row is None:
+            return None
+        await self._conn.execute(delete(upload_chunks).where(where))
+        return str(row[0])
+
+    async def delete_upload_session(self, session_id: int) -> list[str]:
+        rows = await self._all(
+            select(upload_chunks.c.blob_id).where(upload_chunks.c.session_id == session_id)
+        )
+        await self._conn.execute(
+            delete(upload_chunks).where(upload_chunks.c.session_id == session_id)
+        )
+        await self._conn.execute(delete(upload_sessions).where(upload_sessions.c.id == session_id))
+        return [str(r[0]) for r in rows]
+
+    async def idle_upload_sessions(self, idle_since: float) -> list[UploadSession]:
+        rows = await self._all(
+            select(upload_sessions)
+            .where(upload_sessions.c.touched_at < idle_since)
+            .order_by(upload_sessions.c.id)
+        )
+        return [_upload_session(r) for r in rows]
+
+    async def pending_upload_bytes(self, user_id: int) -> int:
+        row = await self._one(
+            select(func.coalesce(func.sum(upload_chunks.c.size), literal(0)))
+            .select_from(upload_chunks.join(upload_sessions))
+            .where(upload_sessions.c.user_id == user_id)
+        )
+        return int(row[0]) if row else 0
+
+    async def upload_chunk_blob_ids(self) -> set[str]:
+        return {str(r[0]) for r in await self._all(select(upload_chunks.c.blob_id))}
+
+    async def _delete_upload_sessions_of(self, user_id: int) -> list[str]:
+        released: list[str] = []
+        for session in await self.upload_sessions(user_id):
+            released += await self.delete_upload_session(session.id)
+        return released
+
+    # --- login flow v2 -------------------------------------------------------------------
+
+    async def insert_login_flow(self, flow: LoginFlow) -> None:
+        await self._conn.execute(
+            insert(login_flows).values(
+                poll_token_hash=flow.poll_token_hash,
+                login_token_hash=flow.login_token_hash,
+                client_name=flow.client_name,
+                user_id=flow.user_id,
+                created_at=flow.created_at,
+                expires_at=flow.expires_at,
+            )
+        )
+
+    async def login_flow_by_login_token(self, login_token_hash: str) -> LoginFlow | None:
+        row = await self._one(
+            select(login_flows).where(login_flows.c.login_token_hash == login_token_hash)
+        )
+        return _login_flow(row) if row else None
+
+    async def grant_login_flow(self, login_token_hash: str, user_id: int) -> None:
+        await self._conn.execute(
+            update(login_flows)
+            .where(login_flows.c.login_token_hash == login_token_hash)
+            .values(user_id=user_id)
+        )
+
+    async def take_login_flow(self, poll_token_hash: str) -> LoginFlow | None:
+        where = and_(
+            login_flows.c.poll_token_hash == poll_token_hash, login_flows.c.user_id.is_not(None)
+        )
+        row = await self._one(select(login_flows).where(where))
+        if row is None:
+            return None
+        await self._conn.execute(delete(login_flows).where(where))
+        return _login_flow(row)
+
+    async def delete_expired_login_flows(self, now: float) -> int:
+        result = await self._conn.execute(
+            delete(login_flows).where(login_flows.c.expires_at <= now)
+        )
+        return int(result.rowcount)
+
+    # --- tree walks across owners (sharing) ---------------------------------------------
+
+    async def ancestor_ids(self, node_id: int) -> list[int]:
+        """The node and its ancestors up to its storage root, nearest first (one query)."""
+        up = (
+            select(nodes.c.id, nodes.c.parent_id, literal(0).label("depth"))
+            .where(nodes.c.id == node_id)
+            .cte("up", recursive=True)
+        )
+        up = up.union_all(
+            select(nodes.c.id, nodes.c.parent_id, (up.c.depth + 1).label("depth")).join(
+                up, nodes.c.id == up.c.parent_id
+            )
+        )
+        rows = await self._all(select(up.c.id).order_by(up.c.depth))
+        return [int(r.id) for r in rows]
+
+    async def set_subtree_owner(self, node_ids: Sequence[int], owner_id: int) -> None:
+        for start in range(0, len(node_ids), 500):
+            await self._conn.execute(
+                update(nodes)
+                .where(nodes.c.id.in_(node_ids[start : start + 500]))
+                .values(owner_id=owner_id)
+            )
+
+    async def trash_root(self, user_id: int, now: float) -> Node:
+        """The folder that holds a user's deleted items (created on first use)."""
+        row = await self._one(select(users.c.trash_node_id).where(users.c.id == user_id))
+        if row is not None and row[0] is not None:
+            found = await self.node(row[0])
+            if found is not None:
+                return found
+        root = await self.insert_node(
+            parent_id=None,
+            owner_id=user_id,
+            name="",
+            kind=NodeKind.FOLDER,
+            size=0,
+            mtime=now,
+            now=now,
+        )
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(trash_node_id=root.id)
+        )
+        return root
+
+    # --- groups --------------------------------------------------------------------------
+
+    async def insert_group(self, name: str, display_name: str, now: float) -> Group:
+        try:
+            result = await self._conn.execute(
+                insert(groups).values(
+                    name=name, display_name=display_name, created_at=now, tenant="default"
+                )
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"group {name!r} already exists") from exc
+        return Group(result.inserted_primary_key[0], name, display_name)  # type: ignore[index]
+
+    async def group_by_name(self, name: str) -> Group | None:
+        row = await self._one(select(groups).where(groups.c.name == name))
+        return Group(row.id, row.name, row.display_name) if row else None
+
+    async def group_by_id(self, group_id: int) -> Group | None:
+        row = await self._one(select(groups).where(groups.c.id == group_id))
+        return Group(row.id, row.name, row.display_name) if row else None
+
+    async def list_groups(self) -> list[Group]:
+        rows = await self._all(select(groups).order_by(groups.c.name))
+        return [Group(r.id, r.name, r.display_name) for r in rows]
+
+    async def delete_group(self, group_id: int) -> None:
+        await self._conn.execute(delete(groups).where(groups.c.id == group_id))
+
+    async def add_member(self, group_id: int, user_id: int) -> bool:
+        try:
+            await self._conn.execute(
+                insert(group_members).values(group_id=group_id, user_id=user_id)
+            )
+        except IntegrityError:
+            return False
+        return True
+
+    async def remove_member(self, group_id: int, user_id: int) -> bool:
+        result = await self._conn.execute(
+            delete(group_members).where(
+                and_(group_members.c.group_id == group_id, group_members.c.user_id == user_id)
+            )
+        )
+        return bool(result.rowcount)
+
+    async def group_members(self, group_id: int) -> list[User]:
+        rows = await self._all(
+            select(users)
+            .join(group_members, group_members.c.user_id == users.c.id)
+            .where(group_members.c.group_id == group_id)
+            .order_by(users.c.name)
+        )
+        return [_user(r) for r in rows]
+
+    async def user_groups(self, user_id: int) -> list[Group]:
+        rows = await self._all(
+            select(groups)
+            .join(group_members, group_members.c.group_id == groups.c.id)
+            .where(group_members.c.user_id == user_id)
+            .order_by(groups.c.name)
+        )
+        return [Group(r.id, r.name, r.display_name) for r in rows]
+
+    # --- shares and mounts ---------------------------------------------------------------
+
+    async def insert_share(self, **values: Any) -> Share:
+        result = await self._conn.execute(insert(shares).values(**values))
+        share = await self.share(result.inserted_primary_key[0])  # type: ignore[index]
+        assert share is not None
+        return share
+
+    async def share(self, share_id: int) -> Share | None:
+        row = await self._one(select(shares).where(shares.c.id == share_id))
+        return _share(row) if row else None
+
+    async def share_by_token(self, token: str) -> Share | None:
+        row = await self._one(select(shares).where(shares.c.token == token))
+        return _share(row) if row else None
+
+    async def shares_on(self, node_ids: Sequence[int]) -> list[Share]:
+        rows = await self._all(select(shares).where(shares.c.node_id.in_(list(node_ids))))
+        return [_share(r) for r in rows]
+
+    async def shares_created_by(self, user_id: int) -> list[Share]:
+        rows = await self._all(
+            select(shares).where(shares.c.created_by == user_id).order_by(shares.c.id)
+        )
+        return [_share(r) for r in rows]
+
+    async def shares_received(self, user_id: int) -> list[Share]:
+        member_of = select(group_members.c.group_id).where(group_members.c.user_id == user_id)
+        rows = await self._all(
+            select(shares)
+            .where((shares.c.share_with_user == user_id) | shares.c.share_with_group.in_(member_of))
+            .order_by(shares.c.id)
+        )
+        return [_share(r) for r in rows]
+
+    async def update_share(self, share_id: int, **values: Any) -> None:
+        await self._conn.execute(update(shares).where(shares.c.id == share_id).values(**values))
+
+    async def delete_share(self, share_id: int) -> None:
+        """Delete a share, its reshares (recursively) and their mounts."""
+        children = await self._all(select(shares.c.id).where(shares.c.parent_share_id == share_id))
+        for child in children:
+            await self.delete_share(child.id)
+        await self._conn.execute(delete(mounts).where(mounts.c.share_id == share_id))
+        await self._conn.execute(delete(shares).where(shares.c.id == share_id))
+
+    async def insert_mount(self, mount: Mount) -> None:
+        try:
+            await self._conn.execute(
+                insert(mounts).values(
+                    share_id=mount.share_id,
+                    user_id=mount.user_id,
+                    parent_id=mount.parent_id,
+                    name=mount.name,
+                )
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"{mount.name!r} already exists") from exc
+
+    async def mounts_in(self, user_id: int, parent_id: int) -> list[Mount]:
+        rows = await self._all(
+            select(mounts)
+            .where(and_(mounts.c.user_id == user_id, mounts.c.parent_id == parent_id))
+            .order_by(mounts.c.name)
+        )
+        return [Mount(r.share_id, r.user_id, r.parent_id, r.name) for r in rows]
+
+    async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None:
+        row = await self._one(
+            select(mounts).where(
+                and_(
+                    mounts.c.user_id == user_id,
+                    mounts.c.parent_id == parent_id,
+                    mounts.c.name == name,
+                )
+            )
+        )
+        return Mount(row.share_id, row.user_id, row.parent_id, row.name) if row else None
+
+    async def mounts_of_shares(self, share_ids: Sequence[int]) -> list[Mount]:
+        rows = await self._all(select(mounts).where(mounts.c.share_id.in_(list(share_ids))))
+        return [Mount(r.share_id, r.user_id, r.parent_id, r.name) for r in rows]
+
+    async def mounts_of_user(self, user_id: int) -> list[Mount]:
+        rows = await self._all(select(mounts).where(mounts.c.user_id == user_id))
+        return [Mount(r.share_id, r.user_id, r.parent_id, r.name) for r in rows]
+
+    async def move_mount(self, share_id: int, user_id: int, parent_id: int, name: str) -> None:
+        try:
+            await self._conn.execute(
+                update(mounts)
+                .where(and_(mounts.c.share_id == share_id, mounts.c.user_id == user_id))
+                .values(parent_id=parent_id, name=name)
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"{name!r} already exists") from exc
+
+    async def delete_mount(self, share_id: int, user_id: int) -> None:
+        await self._conn.execute(
+            delete(mounts).where(and_(mounts.c.share_id == share_id, mounts.c.user_id == user_id))
+        )
+
+    # --- versions ------------------------------------------------------------------------
+
+    async def insert_version(self, node: Node, now: float, author_id: int | None) -> Version:
+        """Keep a file's current contents as a version (the blob reference moves over)."""
+        assert node.blob_id is not None
+        values = dict(
+            node_id=node.id,
+            blob_id=node.blob_id,
+            size=node.size,
+            sha256=node.sha256,
+            checksums=node.checksums,
+            mtime=node.mtime,
+            created_at=now,
+            author_id=author_id,
+        )
+        result = await self._conn.execute(insert(versions).values(**values))
+        return Version(id=result.inserted_primary_key[0], **values)  # type: ignore[index,arg-type]
+
+    async def versions_of(self, node_id: int) -> list[Version]:
+        rows = await self._all(
+            select(versions)
+            .where(versions.c.node_id == node_id)
+            .order_by(versions.c.created_at.desc(), versions.c.id.desc())
+        )
+        return [_version(r) for r in rows]
+
+    async def version(self, version_id: int) -> Version | None:
+        row = await self._one(select(versions).where(versions.c.id == version_id))
+        return _version(row) if row else None
+
+    async def delete_version(self, version_id: int) -> list[str]:
+        """Drop a version; returns its blob id if that was the blob's last reference."""
+        found = await self.version(version_id)
+        if found is None:
+            return []
+        await self._conn.execute(delete(versions).where(versions.c.id == version_id))
+        return await self.release_blob(found.blob_id)
+
+    async def all_version_blob_counts(self) -> dict[str, int]:
+        rows = await self._all(
+            select(versions.c.blob_id, func.count().label("n")).group_by(versions.c.blob_id)
+        )
+        return {r.blob_id: int(r.n) for r in rows}
+
+    # --- trash ---------------------------------------------------------------------------
+
+    async def insert_trash(self, **values: Any) -> TrashItem:
+        result = await self._conn.execute(insert(trash).values(**values))
+        item = await self.trash_item(result.inserted_primary_key[0])  # type: ignore[index]
+        assert item is not None
+        return item
+
+    async def trash_item(self, item_id: int) -> TrashItem | None:
+        row = await self._one(select(trash).where(trash.c.id == item_id))
+        return _trash_item(row) if row else None
+
+    async def trash_items(self, owner_id: int) -> list[TrashItem]:
+        rows = await self._all(
+            select(trash)
+            .where(trash.c.owner_id == owner_id)
+            .order_by(trash.c.deleted_at.desc(), trash.c.id.desc())
+        )
+        return [_trash_item(r) for r in rows]
+
+    async def delete_trash_record(self, item_id: int) -> None:
+        await self._conn.execute(delete(trash).where(trash.c.id == item_id))
 
 
 class SqlMetadataStore:

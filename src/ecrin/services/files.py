@@ -1,9 +1,10 @@
-"""File and folder operations on a user's home: the verbs every protocol adapter uses.
+"""File and folder operations in a user's tree (their home and the shares mounted in it).
 
 The crash-safety argument, for every write:
 1. new contents stream into a blob writer; `commit()` fsyncs and renames them into place;
-2. one metadata transaction then checks the preconditions (If-Match, quota, parent still
-   there), references the blob, bumps the ancestors' revisions and adjusts usage;
+2. one metadata transaction then checks the preconditions (If-Match, quota, permissions,
+   parent still there), references the blob, bumps the ancestors' revisions and adjusts
+   usage; the previous contents become a version in that same transaction;
 3. only after that commit are blobs that lost their last reference removed.
 A crash before 2 leaves an orphan blob (collected by `ecrin check`); a crash after 2 leaves
 at most an unreferenced blob file; the previous version stays readable until 2 commits.
@@ -25,11 +26,14 @@ from ecrin.core.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
-from ecrin.core.model import Node, NodeKind, User
+from ecrin.core.model import Mount, Node, NodeKind, Share, User
 from ecrin.core.paths import DavPath
+from ecrin.core.permissions import FILE_MASK, Permission
+from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
+from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
-from ecrin.services.tree import Resolved, resolve, resolve_existing
+from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.storage.protocol import BlobStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class WriteConditions:
-    """Preconditions evaluated inside the commit (RFC 7232), not before a slow transfer."""
+    """Preconditions evaluated inside the commit (RFC 9110), not before a slow transfer."""
 
     if_match: tuple[str, ...] | None = None  # etags; ("*",) means "must exist"
     if_none_match: tuple[str, ...] | None = None  # ("*",) means "must not exist"
@@ -62,56 +66,125 @@ class UploadResult:
     created: bool
 
 
-def _check_quota(user: User, extra_bytes: int) -> None:
-    quota = user.quota_bytes
-    if quota is not None and extra_bytes > 0 and user.used_bytes + extra_bytes > quota:
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A node as one user sees it: under which name, with which rights, through which share."""
+
+    name: str
+    node: Node
+    permissions: Permission
+    share: Share | None = None
+    is_mount_point: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    max_versions: int = 0  # 0: no count limit (thinning still applies)
+    max_version_age: float = 0.0  # seconds; 0: no age limit
+
+
+async def check_quota(tx: MetadataTransaction, owner_id: int, extra_bytes: int) -> None:
+    if extra_bytes <= 0:
+        return
+    owner = await tx.user_by_id(owner_id)
+    if owner is None or owner.quota_bytes is None:
+        return
+    if owner.used_bytes + extra_bytes > owner.quota_bytes:
         raise QuotaExceeded(
             f"storing {extra_bytes} more bytes would exceed the quota of "
-            f"{user.quota_bytes} bytes ({user.used_bytes} used)"
+            f"{owner.quota_bytes} bytes ({owner.used_bytes} used)"
         )
 
 
 class FileService:
-    def __init__(self, metadata: MetadataStore, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Clock,
+        retention: RetentionPolicy | None = None,
+    ) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.clock = clock
+        self.retention = retention or RetentionPolicy()
 
     # --- reading -------------------------------------------------------------------------
 
     async def stat(self, user: User, path: DavPath) -> Node:
+        return (await self.entry(user, path)).node
+
+    async def entry(self, user: User, path: DavPath) -> Entry:
         async with self.metadata.read() as tx:
-            return (await resolve_existing(tx, user, path)).existing()
+            found = await resolve_existing(tx, user, path, self.clock.now())
+            return _entry(found)
 
     async def lookup(self, user: User, path: DavPath) -> Node | None:
-        """The node at `path`, or None if it or a parent does not exist."""
+        """The node at `path`, or None if it or a parent does not exist (or is hidden)."""
         async with self.metadata.read() as tx:
             try:
-                return (await resolve(tx, user, path)).node
+                found = await resolve(tx, user, path, self.clock.now())
             except Conflict:
                 return None
+            return found.node if Permission.READ in found.permissions else None
 
-    async def list_folder(self, user: User, path: DavPath) -> tuple[Node, list[Node]]:
+    async def list_folder(self, user: User, path: DavPath) -> tuple[Entry, list[Entry]]:
+        now = self.clock.now()
         async with self.metadata.read() as tx:
-            node = (await resolve_existing(tx, user, path)).existing()
-            return node, (await tx.children(node.id) if node.is_folder else [])
+            found = await resolve_existing(tx, user, path, now)
+            entry = _entry(found)
+            if not entry.node.is_folder:
+                return entry, []
+            children = [
+                Entry(child.name, child, _inherit(found.permissions, child), found.share)
+                for child in await tx.children(entry.node.id)
+            ]
+            if entry.node.owner_id == user.id:
+                children += await self._mounted_in(tx, user, entry.node.id, now)
+            children.sort(key=lambda e: e.name)
+            return entry, children
+
+    async def _mounted_in(
+        self, tx: MetadataTransaction, user: User, folder_id: int, now: float
+    ) -> list[Entry]:
+        entries = []
+        for mount in await tx.mounts_in(user.id, folder_id):
+            share = await tx.share(mount.share_id)
+            if share is None:
+                continue
+            permissions = await share_permissions(tx, share, user, now)
+            node = await tx.node(share.node_id)
+            if node is not None and Permission.READ in permissions:
+                entries.append(Entry(mount.name, node, _inherit(permissions, node), share, True))
+        return entries
+
+    async def share_types(self, user: User, nodes: list[Node]) -> dict[int, tuple[int, ...]]:
+        """For `oc:share-types`: the kinds of share `user` created on each node."""
+        async with self.metadata.read() as tx:
+            found: dict[int, set[int]] = {}
+            for share in await tx.shares_on([n.id for n in nodes]):
+                if share.created_by == user.id:
+                    found.setdefault(share.node_id, set()).add(int(share.share_type))
+        return {node_id: tuple(sorted(types)) for node_id, types in found.items()}
 
     def read(self, node: Node, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         if node.blob_id is None:
-            raise MethodNotAllowed("folders have no contents")
+            if node.is_folder:
+                raise MethodNotAllowed("folders have no contents")
+            return _empty()
         return self.blobs.read(node.blob_id, start, end)
 
-    # --- writing -------------------------------------------------------------------------
+    # --- writing files -------------------------------------------------------------------
 
     async def check_upload_allowed(self, user: User, path: DavPath, length: int | None) -> None:
-        """Refuse early, before reading a body: no parent, a folder in the way, no quota."""
+        """Refuse early, before reading a body: no parent, no right, a folder in the way, no
+        quota."""
         async with self.metadata.read() as tx:
-            found = await resolve(tx, user, path)
-            if path.is_root or (found.node is not None and found.node.is_folder):
-                raise MethodNotAllowed("cannot PUT onto a folder")
-            fresh = await tx.user_by_id(user.id) or user
-        if length is not None:
-            _check_quota(fresh, length - (found.node.size if found.node else 0))
+            found = await resolve(tx, user, path, self.clock.now())
+            _check_file_target(found)
+            if length is not None:
+                current = found.node.size if found.node else 0
+                await check_quota(tx, found.storage_owner_id, length - current)
 
     async def upload(
         self,
@@ -168,22 +241,25 @@ class FileService:
         conditions: WriteConditions | None = None,
         checksums: str | None = None,
     ) -> UploadResult:
-        """Reference a durable blob at `path`, atomically with every precondition check."""
+        """Reference a durable blob at `path`, atomically with every precondition check.
+
+        The previous contents, if any, become a version (the blob reference moves; no bytes
+        are copied)."""
         now = self.clock.now()
         released: list[str] = []
         async with self.metadata.write() as tx:
-            found = await resolve(tx, user, path)
+            found = await resolve(tx, user, path, now)
+            _check_file_target(found)
             current = found.node
-            if path.is_root or (current is not None and current.is_folder):
-                raise MethodNotAllowed("cannot PUT onto a folder")
             (conditions or WriteConditions()).check(current)
-            fresh = await tx.user_by_id(user.id) or user
-            _check_quota(fresh, size - (current.size if current else 0))
+            owner_id = found.storage_owner_id
+            delta = size - (current.size if current else 0)
+            await check_quota(tx, owner_id, delta)
             await tx.insert_blob(blob_id, size, sha256, now)
             if current is None:
                 node = await tx.insert_node(
                     parent_id=found.parent.id,
-                    owner_id=user.id,
+                    owner_id=owner_id,
                     name=path.name,
                     kind=NodeKind.FILE,
                     size=size,
@@ -194,9 +270,14 @@ class FileService:
                     content_type=content_type,
                     checksums=checksums,
                 )
+                node_id = node.id
             else:
+                node_id = current.id
+                if current.blob_id:
+                    await tx.insert_version(current, now, user.id)
+                    released = await self._apply_retention(tx, node_id, now)
                 await tx.update_file(
-                    current.id,
+                    node_id,
                     size=size,
                     mtime=mtime or now,
                     blob_id=blob_id,
@@ -204,78 +285,174 @@ class FileService:
                     content_type=content_type,
                     checksums=checksums,
                 )
-                if current.blob_id:
-                    released = await tx.release_blob(current.blob_id)
-            delta = size - (current.size if current else 0)
-            await tx.bump_revisions(found.ancestor_ids, delta)
-            await tx.add_usage(user.id, delta)
-            stored = await tx.node(current.id if current else node.id)
+            await propagate_change(tx, found.parent.id, delta)
+            await tx.add_usage(owner_id, delta)
+            stored = await tx.node(node_id)
             assert stored is not None
-        await self._discard(released)
+        await self.discard(released)
         return UploadResult(stored, created=current is None)
+
+    async def _apply_retention(
+        self, tx: MetadataTransaction, node_id: int, now: float
+    ) -> list[str]:
+        versions = await tx.versions_of(node_id)
+        doomed = versions_to_drop(
+            [(v.id, v.created_at) for v in versions],
+            now,
+            max_count=self.retention.max_versions,
+            max_age=self.retention.max_version_age,
+        )
+        released: list[str] = []
+        for version_id in doomed:
+            released += await tx.delete_version(version_id)
+        return released
+
+    async def set_mtime(self, user: User, path: DavPath, mtime: float) -> None:
+        async with self.metadata.write() as tx:
+            found = await resolve_existing(tx, user, path, self.clock.now())
+            found.require(Permission.UPDATE)
+            node = found.existing()
+            await tx.set_mtime(node.id, mtime)
+            await propagate_change(tx, node.id)
+
+    # --- folders and tree operations -----------------------------------------------------
 
     async def make_folder(self, user: User, path: DavPath) -> Node:
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            found = await resolve(tx, user, path)
+            found = await resolve(tx, user, path, now)
             if found.node is not None:
                 raise MethodNotAllowed(f"{path} already exists")
+            found.require(Permission.CREATE, on_parent=True)
             node = await tx.insert_node(
                 parent_id=found.parent.id,
-                owner_id=user.id,
+                owner_id=found.storage_owner_id,
                 name=path.name,
                 kind=NodeKind.FOLDER,
                 size=0,
                 mtime=now,
                 now=now,
             )
-            await tx.bump_revisions(found.ancestor_ids)
+            await propagate_change(tx, found.parent.id)
             return node
 
-    async def set_mtime(self, user: User, path: DavPath, mtime: float) -> None:
-        async with self.metadata.write() as tx:
-            found = await resolve_existing(tx, user, path)
-            await tx.set_mtime(found.existing().id, mtime)
-            await tx.bump_revisions([*found.ancestor_ids, found.existing().id])
-
     async def delete(self, user: User, path: DavPath) -> None:
+        """Move to the owner's trash; a mount point is unshared from this user instead."""
         if path.is_root:
             raise Forbidden("the home folder cannot be deleted")
+        now = self.clock.now()
         async with self.metadata.write() as tx:
-            found = await resolve_existing(tx, user, path)
-            released = await self._delete_in(tx, user, found)
-        await self._discard(released)
+            found = await resolve_existing(tx, user, path, now)
+            if found.mount is not None:
+                await self._unmount(tx, user, found.mount, found.share)
+                await propagate_change(tx, found.parent.id)
+                return
+            found.require(Permission.DELETE)
+            await self.move_to_trash(tx, user, found, now)
 
-    async def _delete_in(self, tx: MetadataTransaction, user: User, found: Resolved) -> list[str]:
+    async def _unmount(
+        self, tx: MetadataTransaction, user: User, mount: Mount, share: Share | None
+    ) -> None:
+        if share is not None and share.share_with_user == user.id:
+            await tx.delete_share(share.id)
+        else:
+            await tx.delete_mount(mount.share_id, user.id)
+
+    async def move_to_trash(
+        self, tx: MetadataTransaction, user: User, found: Resolved, now: float
+    ) -> None:
         node = found.existing()
-        released = await tx.delete_subtree(node.id)
-        await tx.bump_revisions(found.ancestor_ids, -node.size)
-        await tx.add_usage(user.id, -node.size)
-        return released
+        owner_id = node.owner_id
+        chain = await tx.ancestor_ids(node.id)
+        names: list[str] = []
+        for ancestor_id in chain[1:-1]:
+            ancestor = await tx.node(ancestor_id)
+            assert ancestor is not None
+            names.append(ancestor.name)
+        original = "/".join([*reversed(names), node.name])
+        trash_root = await tx.trash_root(owner_id, now)
+        await tx.move_node(node.id, trash_root.id, f"{node.id}")
+        await tx.insert_trash(
+            node_id=node.id,
+            owner_id=owner_id,
+            original_parent_id=node.parent_id,
+            original_name=node.name,
+            original_path=original,
+            size=node.size,
+            deleted_at=now,
+            deleted_by=user.id,
+        )
+        assert node.parent_id is not None
+        await propagate_change(tx, node.parent_id, -node.size)
+        await tx.add_usage(owner_id, -node.size)
 
     async def move(
         self, user: User, source: DavPath, destination: DavPath, *, overwrite: bool
     ) -> bool:
         """Rename or move; O(depth) whatever lies below. Returns True if created."""
-        self._check_transfer(source, destination)
+        _check_transfer(source, destination)
+        now = self.clock.now()
         released: list[str] = []
         async with self.metadata.write() as tx:
-            src = await resolve_existing(tx, user, source)
-            dst = await resolve(tx, user, destination)
+            src = await resolve_existing(tx, user, source, now)
+            dst = await resolve(tx, user, destination, now)
             created = dst.node is None
             if dst.node is not None:
                 if not overwrite:
                     raise PreconditionFailed(f"{destination} exists and Overwrite is F")
-                released = await self._delete_in(tx, user, dst)
-                dst = await resolve(tx, user, destination)
+                dst.require(Permission.DELETE)
+                released = await self._replace(tx, user, dst, now)
+                dst = await resolve(tx, user, destination, now)
+            if src.mount is not None:
+                await self._move_mount(tx, user, src, dst, destination)
+                return created
+            same_parent = src.parent.id == dst.parent.id
+            if same_parent:
+                src.require(Permission.UPDATE)
+            else:
+                src.require(Permission.DELETE)
+                dst.require(Permission.CREATE, on_parent=True)
             node = src.existing()
+            new_owner = dst.storage_owner_id
+            if new_owner != node.owner_id:
+                await check_quota(tx, new_owner, node.size)
+                entries = await tx.subtree(node.id)
+                await tx.set_subtree_owner([n.id for n, _ in entries], new_owner)
+                await tx.add_usage(node.owner_id, -node.size)
+                await tx.add_usage(new_owner, node.size)
+            assert node.parent_id is not None
             await tx.move_node(node.id, dst.parent.id, destination.name)
-            common = set(src.ancestor_ids) & set(dst.ancestor_ids)
-            await tx.bump_revisions(common)
-            await tx.bump_revisions(set(src.ancestor_ids) - common, -node.size)
-            await tx.bump_revisions(set(dst.ancestor_ids) - common, node.size)
-        await self._discard(released)
+            await propagate_change(tx, node.parent_id, -node.size)
+            await propagate_change(tx, dst.parent.id, node.size)
+        await self.discard(released)
         return created
+
+    async def _move_mount(
+        self,
+        tx: MetadataTransaction,
+        user: User,
+        src: Resolved,
+        dst: Resolved,
+        destination: DavPath,
+    ) -> None:
+        """A recipient renames or moves where a share appears for them (their own tree only)."""
+        if dst.parent.owner_id != user.id:
+            raise Forbidden("a shared item can only be moved within your own files")
+        assert src.mount is not None
+        await tx.move_mount(src.mount.share_id, user.id, dst.parent.id, destination.name)
+        await propagate_change(tx, src.parent.id)
+        await propagate_change(tx, dst.parent.id)
+
+    async def _replace(
+        self, tx: MetadataTransaction, user: User, found: Resolved, now: float
+    ) -> list[str]:
+        """Clear the way for an overwriting MOVE/COPY: the old item goes to the trash."""
+        if found.mount is not None:
+            await self._unmount(tx, user, found.mount, found.share)
+            await propagate_change(tx, found.parent.id)
+        else:
+            await self.move_to_trash(tx, user, found, now)
+        return []
 
     async def copy(
         self,
@@ -287,32 +464,31 @@ class FileService:
         recursive: bool = True,
     ) -> bool:
         """Copy a file or a tree; bytes are shared, never duplicated. True if created."""
-        self._check_transfer(source, destination)
-        released: list[str] = []
+        _check_transfer(source, destination)
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            src = await resolve_existing(tx, user, source)
-            dst = await resolve(tx, user, destination)
+            src = await resolve_existing(tx, user, source, now)
+            dst = await resolve(tx, user, destination, now)
             created = dst.node is None
-            entries = await tx.subtree(src.existing().id)
-            if not recursive:
-                entries = entries[:1]
-            fresh = await tx.user_by_id(user.id) or user
-            size = sum(n.size for n, _ in entries if n.kind is NodeKind.FILE)
-            replaced = 0
             if dst.node is not None:
                 if not overwrite:
                     raise PreconditionFailed(f"{destination} exists and Overwrite is F")
-                replaced = dst.node.size
-                released = await self._delete_in(tx, user, dst)
-                dst = await resolve(tx, user, destination)
-            _check_quota(fresh, size - replaced)
+                dst.require(Permission.DELETE)
+                await self._replace(tx, user, dst, now)
+                dst = await resolve(tx, user, destination, now)
+            dst.require(Permission.CREATE, on_parent=True)
+            entries = await tx.subtree(src.existing().id)
+            if not recursive:
+                entries = entries[:1]
+            size = sum(n.size for n, _ in entries if n.kind is NodeKind.FILE)
+            owner_id = dst.storage_owner_id
+            await check_quota(tx, owner_id, size)
             new_ids: dict[tuple[str, ...], int] = {}
             for node, relative in entries:
                 parent_id = dst.parent.id if not relative else new_ids[relative[:-1]]
-                copy = await tx.insert_node(
+                copied = await tx.insert_node(
                     parent_id=parent_id,
-                    owner_id=user.id,
+                    owner_id=owner_id,
                     name=destination.name if not relative else node.name,
                     kind=node.kind,
                     size=node.size if node.kind is NodeKind.FILE or recursive else 0,
@@ -326,28 +502,50 @@ class FileService:
                 if node.blob_id:
                     await tx.retain_blob(node.blob_id)
                 for prop in await tx.properties(node.id):
-                    await tx.set_property(copy.id, prop)
-                new_ids[relative] = copy.id
-            await tx.bump_revisions(dst.ancestor_ids, size)
-            await tx.add_usage(user.id, size)
-        await self._discard(released)
+                    await tx.set_property(copied.id, prop)
+                new_ids[relative] = copied.id
+            await propagate_change(tx, dst.parent.id, size)
+            await tx.add_usage(owner_id, size)
         return created
 
-    @staticmethod
-    def _check_transfer(source: DavPath, destination: DavPath) -> None:
-        if source.is_root or destination.is_root:
-            raise Forbidden("the home folder cannot be moved, copied or replaced")
-        if source == destination:
-            raise Forbidden("source and destination are the same")
-        if source.is_ancestor_of(destination):
-            raise Conflict("cannot move or copy a folder into itself")
-        if destination.is_ancestor_of(source):
-            raise Conflict("cannot replace a folder with something inside it")
-
-    async def _discard(self, blob_ids: list[str]) -> None:
+    async def discard(self, blob_ids: list[str]) -> None:
         """Remove blobs no metadata references any more (after the commit that dropped them)."""
         for blob_id in blob_ids:
             try:
                 await self.blobs.delete(blob_id)
             except EcrinError:
                 log.warning("could not remove unreferenced blob %s; `ecrin check` will", blob_id)
+
+
+def _entry(found: Resolved) -> Entry:
+    name = found.mount.name if found.mount else found.existing().name
+    return Entry(name, found.existing(), found.permissions, found.share, found.mount is not None)
+
+
+def _inherit(permissions: Permission, node: Node) -> Permission:
+    return permissions if node.is_folder else permissions & FILE_MASK
+
+
+def _check_file_target(found: Resolved) -> None:
+    if found.path.is_root or (found.node is not None and found.node.is_folder):
+        raise MethodNotAllowed("cannot PUT onto a folder")
+    if found.node is None:
+        found.require(Permission.CREATE, on_parent=True)
+    else:
+        found.require(Permission.UPDATE)
+
+
+def _check_transfer(source: DavPath, destination: DavPath) -> None:
+    if source.is_root or destination.is_root:
+        raise Forbidden("the home folder cannot be moved, copied or replaced")
+    if source == destination:
+        raise Forbidden("source and destination are the same")
+    if source.is_ancestor_of(destination):
+        raise Conflict("cannot move or copy a folder into itself")
+    if destination.is_ancestor_of(source):
+        raise Conflict("cannot replace a folder with something inside it")
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""

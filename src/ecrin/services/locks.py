@@ -11,7 +11,9 @@ from ecrin.core.clock import Clock
 from ecrin.core.errors import BadRequest, Conflict, Locked, PreconditionFailed
 from ecrin.core.model import Lock, LockScope, NodeKind, User
 from ecrin.core.paths import DavPath
+from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore
+from ecrin.services.changes import propagate_change
 from ecrin.services.tree import resolve
 
 TOKEN_PREFIX = "opaquelocktoken:"
@@ -73,21 +75,22 @@ class LockService:
                 overlaps = other.covers(path.segments) or lock.covers(other.path)
                 if overlaps and LockScope.EXCLUSIVE in (other.scope, lock.scope):
                     raise Locked(f"{path} is already locked", condition="no-conflicting-lock")
-            found = await resolve(tx, home, path)
+            found = await resolve(tx, home, path, now)
             created = found.node is None
             if created:
-                if path.is_root:
-                    raise Conflict("cannot lock the home folder's parent")
+                found.require(Permission.CREATE, on_parent=True)
                 await tx.insert_node(
                     parent_id=found.parent.id,
-                    owner_id=home.id,
+                    owner_id=found.storage_owner_id,
                     name=path.name,
                     kind=NodeKind.FILE,
                     size=0,
                     mtime=now,
                     now=now,
                 )
-                await tx.bump_revisions(found.ancestor_ids)
+                await propagate_change(tx, found.parent.id)
+            else:
+                found.require(Permission.UPDATE)
             await tx.insert_lock(lock)
         return lock, created
 

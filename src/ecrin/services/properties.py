@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ecrin.core.clock import Clock
 from ecrin.core.model import DeadProperty, Node, User
 from ecrin.core.paths import DavPath
+from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore
 from ecrin.services.tree import resolve_existing
 
@@ -19,8 +21,9 @@ class PropertyChange:
 
 
 class PropertyService:
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, clock: Clock) -> None:
         self.metadata = metadata
+        self.clock = clock
 
     async def of(self, nodes: Sequence[Node]) -> dict[int, list[DeadProperty]]:
         async with self.metadata.read() as tx:
@@ -28,7 +31,9 @@ class PropertyService:
 
     async def apply(self, user: User, path: DavPath, changes: Sequence[PropertyChange]) -> None:
         async with self.metadata.write() as tx:
-            node = (await resolve_existing(tx, user, path)).existing()
+            found = await resolve_existing(tx, user, path, self.clock.now())
+            found.require(Permission.UPDATE)
+            node = found.existing()
             for change in changes:
                 if change.xml is None:
                     await tx.remove_property(node.id, change.namespace, change.name)

@@ -1,12 +1,19 @@
-"""Resolving paths to nodes inside one transaction."""
+"""Resolving paths to nodes inside one transaction, across share mount points.
+
+A user's path starts in their home. Where a segment names a mount point (a share received
+from someone else), resolution continues in the sharer's storage with the share's
+effective permissions. One place decides access: everything downstream uses the
+`permissions` this module computes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecrin.core.errors import Conflict, NotFound
-from ecrin.core.model import Node, User
+from ecrin.core.errors import Conflict, Forbidden, NotFound
+from ecrin.core.model import Mount, Node, Share, ShareType, User
 from ecrin.core.paths import DavPath
+from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataTransaction
 
 
@@ -17,6 +24,10 @@ class Resolved:
     path: DavPath
     ancestors: tuple[Node, ...]
     node: Node | None
+    permissions: Permission  # on the node; if there is none, on the parent
+    parent_permissions: Permission
+    share: Share | None = None  # the (innermost) share crossed to get here
+    mount: Mount | None = None  # set when the node itself is a mount point
 
     @property
     def parent(self) -> Node:
@@ -31,31 +42,106 @@ class Resolved:
     def ancestor_ids(self) -> list[int]:
         return [a.id for a in self.ancestors]
 
+    @property
+    def storage_owner_id(self) -> int:
+        """Whose storage (and quota) the node, or a new node at this path, belongs to."""
+        return self.node.owner_id if self.node is not None else self.parent.owner_id
 
-async def resolve(tx: MetadataTransaction, user: User, path: DavPath) -> Resolved:
+    def require(self, wanted: Permission, *, on_parent: bool = False) -> None:
+        held = self.parent_permissions if on_parent else self.permissions
+        if wanted not in held:
+            if Permission.READ not in held:  # what cannot be read is not shown to exist
+                raise NotFound(f"{self.path} does not exist")
+            raise Forbidden(f"you may not do this on {self.path}")
+
+
+async def share_permissions(
+    tx: MetadataTransaction, share: Share, user: User, now: float
+) -> Permission:
+    """What a share grants `user` right now: capped by every parent share, nothing if any
+    link in the chain expired, was revoked, or no longer contains the node (moved or
+    deleted into the trash)."""
+    granted = Permission.parse(share.permissions)
+    if share.share_type is ShareType.USER and share.share_with_user != user.id:
+        return Permission.NONE
+    if share.share_type is ShareType.GROUP and share.share_with_group not in {
+        g.id for g in await tx.user_groups(user.id)
+    }:
+        return Permission.NONE
+    current: Share | None = share
+    while current is not None:
+        if current.expired(now):
+            return Permission.NONE
+        chain = await tx.ancestor_ids(current.node_id)
+        home = await tx.root_node(current.node_owner_id)
+        if chain[-1] != home.id:  # the node sits in the trash
+            return Permission.NONE
+        if current.parent_share_id is None:
+            return granted
+        parent = await tx.share(current.parent_share_id)
+        if parent is None or parent.node_id not in chain:
+            return Permission.NONE
+        granted &= Permission.parse(parent.permissions)
+        current = parent
+    return granted
+
+
+async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float) -> Resolved:
     """Walk the path from the user's home. A missing parent folder is a Conflict (409)."""
     node = await tx.root_node(user.id)
+    permissions = Permission.ALL
+    share: Share | None = None
     if path.is_root:
-        return Resolved(path, (), node)
+        return Resolved(path, (), node, permissions, permissions)
     ancestors: list[Node] = []
+    parent_permissions = permissions
+    mount: Mount | None = None
     for index, name in enumerate(path.segments):
-        if not node.is_folder:
+        if not node.is_folder or Permission.READ not in permissions:
             raise Conflict(f"{DavPath(path.segments[:index])} is not a folder")
         ancestors.append(node)
+        parent_permissions = permissions
+        mount = None
         child = await tx.child(node.id, name)
+        if child is None and node.owner_id == user.id:
+            mount = await tx.mount_at(user.id, node.id, name)
+            if mount is not None:
+                child, share, permissions = await _enter(tx, mount, user, now)
+                if child is None:
+                    mount = None
         if child is None:
             if index < len(path.segments) - 1:
                 raise Conflict(f"folder {DavPath(path.segments[: index + 1])} does not exist")
-            return Resolved(path, tuple(ancestors), None)
+            return Resolved(
+                path, tuple(ancestors), None, parent_permissions, parent_permissions, share
+            )
+        if not child.is_folder:
+            permissions &= FILE_MASK
         node = child
-    return Resolved(path, tuple(ancestors), node)
+    return Resolved(path, tuple(ancestors), node, permissions, parent_permissions, share, mount)
 
 
-async def resolve_existing(tx: MetadataTransaction, user: User, path: DavPath) -> Resolved:
-    """Like `resolve`, but a missing node or parent is NotFound (404)."""
+async def _enter(
+    tx: MetadataTransaction, mount: Mount, user: User, now: float
+) -> tuple[Node | None, Share | None, Permission]:
+    share = await tx.share(mount.share_id)
+    if share is None:
+        return None, None, Permission.NONE
+    permissions = await share_permissions(tx, share, user, now)
+    if Permission.READ not in permissions:
+        return None, None, Permission.NONE
+    return await tx.node(share.node_id), share, permissions
+
+
+async def resolve_existing(
+    tx: MetadataTransaction, user: User, path: DavPath, now: float
+) -> Resolved:
+    """Like `resolve`, but a missing (or unreadable) node or parent is NotFound (404)."""
     try:
-        found = await resolve(tx, user, path)
+        found = await resolve(tx, user, path, now)
     except Conflict as exc:
         raise NotFound(f"{path} does not exist") from exc
     found.existing()
+    if Permission.READ not in found.permissions:
+        raise NotFound(f"{path} does not exist")
     return found
