@@ -26,6 +26,7 @@ from ecrin.services.files import FileService
 from ecrin.services.locks import LockService
 from ecrin.services.properties import PropertyService
 from ecrin.settings import Settings
+from ecrin.storage.encryption.factory import encrypt_blob_store
 from ecrin.storage.factory import blob_store_from_url
 from ecrin.storage.protocol import BlobStore
 
@@ -55,6 +56,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     metadata = SqlMetadataStore(settings.effective_database_url, durable=settings.fsync)
     blobs = blob_store_from_url(settings.effective_storage_url, fsync=settings.fsync)
+    if settings.encryption:
+        blobs = encrypt_blob_store(blobs, settings)
     cache = CredentialCache(clock, settings.credential_cache_seconds)
     services = Services(
         clock=clock,

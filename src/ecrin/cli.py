@@ -16,6 +16,7 @@ from typing import Any
 from ecrin import __version__
 from ecrin.app import Runtime, build_runtime, create_app
 from ecrin.auth.passwords import generate_password
+from ecrin.cli_keys import add_keys_parser
 from ecrin.core.errors import EcrinError
 from ecrin.services.accounts import AccountService
 from ecrin.services.consistency import DEFAULT_GRACE_SECONDS
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     configs.add_parser("show", parents=[common], help="the settings in force")
     configs.add_parser("reference", help="every setting, as Markdown")
     config.set_defaults(func=cmd_config)
+
+    add_keys_parser(sub, common)
     return parser
 
 

@@ -93,6 +93,41 @@ SETTINGS: tuple[Setting, ...] = (
         "Flush contents and metadata to stable storage before acknowledging a write. "
         "Turning this off risks data loss on power failure.",
     ),
+    Setting(
+        "encryption",
+        bool,
+        False,
+        "Encrypt file contents at rest (AES-256-GCM, one data key per file, wrapped by a "
+        "key-encryption key that only you hold). See docs/encryption.md.",
+    ),
+    Setting(
+        "kek_provider",
+        str,
+        "file",
+        "Where key-encryption keys live: `file` (a local key file) or `pkcs11` (an HSM).",
+    ),
+    Setting(
+        "kek_file",
+        str,
+        "",
+        "The key file of the `file` provider; empty means `<data_dir>/encryption.keys`. "
+        "Created at first start: back it up, away from the data.",
+    ),
+    Setting(
+        "kek_id",
+        str,
+        "",
+        "Key-encryption key for new files; empty means the key file's last key. "
+        "Required with `pkcs11` (the key's label in the token).",
+    ),
+    Setting("pkcs11_module", str, "", "Path of the PKCS#11 module (`.so`) of the HSM."),
+    Setting("pkcs11_token_label", str, "", "Label of the PKCS#11 token holding the keys."),
+    Setting(
+        "pkcs11_pin_file",
+        str,
+        "",
+        "File holding the PIN of the PKCS#11 token (keep it readable by Ecrin only).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -135,6 +170,13 @@ class Settings:
     public_url: str = ""
     log_level: str = "info"
     fsync: bool = True
+    encryption: bool = False
+    kek_provider: str = "file"
+    kek_file: str = ""
+    kek_id: str = ""
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin_file: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -147,6 +189,10 @@ class Settings:
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    @property
+    def effective_kek_file(self) -> Path:
+        return Path(self.kek_file) if self.kek_file else self.data_dir / "encryption.keys"
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

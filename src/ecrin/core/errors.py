@@ -107,5 +107,11 @@ class StorageError(EcrinError):
     status = 500
 
 
+class KeyUnavailable(StorageError):
+    """The encryption key needed for this content is not available."""
+
+    status = 503
+
+
 class ChecksumMismatch(BadRequest):
     """The content does not match the checksum the client sent."""

@@ -1,0 +1,152 @@
+"""Key records: the small replaceable half of an encrypted blob, named after its id.
+
+Why a separate record rather than a header inside the body: rotation must change the
+wrapped key without touching the (possibly huge, immutable) body, and must be crash-safe
+and resumable. Replacing a whole small object is atomic everywhere (a rename on a local
+disk, a PUT on an object store), whereas rewriting the start of a large object is not
+(an object store's server-side copy of a multi-GiB object is neither cheap nor atomic).
+So each blob id has one record, and rotating is "write a new record, atomically".
+
+Local layout, beside the blobs:
+    tmp/<random>          records being written
+    ab/cd/<blob id>       committed records
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Protocol
+
+from ecrin.core.errors import StorageError
+
+_BLOB_ID = re.compile(r"[0-9A-Za-z_-]{4,128}")
+
+
+class KeyRecordStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def get(self, blob_id: str) -> bytes | None:
+        """The record of a blob, or None if it has none."""
+        ...
+
+    async def put_many(self, records: Iterable[tuple[str, bytes]]) -> None:
+        """Create or replace records; each becomes durable and replaces atomically."""
+        ...
+
+    async def delete(self, blob_id: str) -> None:
+        """Remove a record; removing a missing one is not an error."""
+        ...
+
+    def list_ids(self) -> AsyncIterator[str]:
+        """Every blob id that has a record."""
+        ...
+
+    async def any(self) -> bool:
+        """Whether at least one record exists."""
+        ...
+
+    async def clean_temporary(self, older_than: float) -> list[str]: ...
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalKeyRecords:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self._tmp = root / "tmp"
+
+    async def open(self) -> None:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, blob_id: str) -> Path:
+        if not _BLOB_ID.fullmatch(blob_id):
+            raise StorageError(f"invalid blob id {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id[2:4] / blob_id
+
+    async def get(self, blob_id: str) -> bytes | None:
+        try:
+            return await asyncio.to_thread(self.path_of(blob_id).read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read the key record of blob {blob_id}: {exc}") from exc
+
+    async def put_many(self, records: Iterable[tuple[str, bytes]]) -> None:
+        batch = [(self.path_of(blob_id), data) for blob_id, data in records]
+        try:
+            await asyncio.to_thread(self._put_many, batch)
+        except OSError as exc:
+            raise StorageError(f"cannot write key records: {exc.strerror}") from exc
+
+    def _put_many(self, batch: list[tuple[Path, bytes]]) -> None:
+        # Write every temporary file, then flush them (one journal commit covers most),
+        # then rename them into place, then flush each folder once.
+        temps: list[tuple[Path, Path]] = []
+        try:
+            for final, data in batch:
+                temp = self._tmp / secrets.token_hex(16)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                temps.append((temp, final))
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    if self.fsync:
+                        file.flush()
+                        os.fsync(file.fileno())
+            folders: set[Path] = set()
+            for temp, final in temps:
+                try:
+                    os.replace(temp, final)
+                except FileNotFoundError:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    if self.fsync:
+                        _fsync_dir(final.parent.parent)
+                        _fsync_dir(self.root)
+                    os.replace(temp, final)
+                folders.add(final.parent)
+            if self.fsync:
+                for folder in folders:
+                    _fsync_dir(folder)
+        finally:
+            for temp, _ in temps:
+                temp.unlink(missing_ok=True)
+
+    async def delete(self, blob_id: str) -> None:
+        try:
+            await asyncio.to_thread(self.path_of(blob_id).unlink, missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete the key record of {blob_id}: {exc}") from exc
+
+    async def list_ids(self) -> AsyncIterator[str]:
+        for first in sorted(self.root.glob("[0-9A-Za-z_-][0-9A-Za-z_-]")):
+            for second in sorted(first.glob("[0-9A-Za-z_-][0-9A-Za-z_-]")):
+                names = await asyncio.to_thread(os.listdir, second)
+                for name in sorted(names):
+                    yield name
+
+    async def any(self) -> bool:
+        async for _ in self.list_ids():
+            return True
+        return False
+
+    async def clean_temporary(self, older_than: float) -> list[str]:
+        removed = []
+        for temp in self._tmp.iterdir():
+            try:
+                if temp.stat().st_mtime < older_than:
+                    temp.unlink()
+                    removed.append(temp.name)
+            except FileNotFoundError:
+                continue
+        return removed
