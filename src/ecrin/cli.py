@@ -201,8 +201,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(render_reference(), end="")
         return 0
     settings = _settings(args)
+    secret = {s.name for s in SETTINGS if s.secret}
     for name, value in settings.as_dict().items():
-        print(f"{name} = {value!s}")
+        print(f"{name} = {'(hidden)' if name in secret and value else value!s}")
     return 0
 
 

@@ -24,6 +24,7 @@ class Setting:
     type: type
     default: Any
     help: str
+    secret: bool = False  # never printed by `ecrin config show`
 
     @property
     def env_var(self) -> str:
@@ -47,7 +48,37 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir.",
     ),
     Setting(
-        "storage_url", str, "", "Where file contents live; empty means `file://<data_dir>/blobs`."
+        "database_pool_size",
+        int,
+        10,
+        "PostgreSQL connections each server process keeps open (as many again in bursts).",
+    ),
+    Setting(
+        "storage_url",
+        str,
+        "",
+        "Where file contents live: empty means `file://<data_dir>/blobs`; "
+        "`s3://bucket/prefix?endpoint=URL&region=NAME` stores them in an S3 bucket.",
+    ),
+    Setting(
+        "s3_access_key_id",
+        str,
+        "",
+        "S3 access key; empty means the usual AWS chain (AWS_* variables, config files).",
+    ),
+    Setting("s3_secret_access_key", str, "", "S3 secret key.", secret=True),
+    Setting(
+        "s3_part_size",
+        int,
+        8 * 1024 * 1024,
+        "Uploads larger than this go to S3 in parts of this size (at least 5 MiB); "
+        "each upload in flight buffers one part in memory.",
+    ),
+    Setting(
+        "s3_max_attempts",
+        int,
+        5,
+        "Attempts per S3 request (with exponential backoff) before the request fails.",
     ),
     Setting(
         "default_quota_bytes", int, 0, "Quota given to new users, in bytes; 0 means unlimited."
@@ -158,7 +189,12 @@ class Settings:
     port: int = 8080
     workers: int = 1
     database_url: str = ""
+    database_pool_size: int = 10
     storage_url: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_part_size: int = 8 * 1024 * 1024
+    s3_max_attempts: int = 5
     default_quota_bytes: int = 0
     max_upload_bytes: int = 0
     max_xml_bytes: int = 1_048_576

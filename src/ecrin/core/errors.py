@@ -101,6 +101,12 @@ class NotImplementedYet(EcrinError):
     status = 501
 
 
+class Unavailable(EcrinError):
+    """A backend is busy or briefly unreachable; the same request may succeed if retried."""
+
+    status = 503
+
+
 class StorageError(EcrinError):
     """The storage backend failed."""
 

@@ -1,0 +1,67 @@
+"""The external back-ends the conformance suites run against, found through the environment.
+
+- `ECRIN_TEST_DATABASE_URL`: a PostgreSQL database whose role may CREATE DATABASE; each test
+  gets a database of its own, dropped afterwards.
+- `ECRIN_TEST_S3_URL` (`s3://bucket/?endpoint=…&region=…`) with `ECRIN_TEST_S3_ACCESS_KEY_ID`
+  and `ECRIN_TEST_S3_SECRET_ACCESS_KEY`: each test works under a prefix of its own, emptied
+  afterwards.
+
+`scripts/services/start-postgres.sh` and `start-s3.sh` start both on loopback; `scripts/test`
+does so itself when `CI` or `ECRIN_TEST_BACKENDS=1` is set, and then sets
+`ECRIN_TEST_REQUIRE_BACKENDS=1`: a back-end that is missing fails its tests instead of
+skipping them, so CI cannot pass without them by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+
+def backend_setting(name: str, what: str) -> str:
+    """The value of `name`, or skip (fail when back-ends are required) if it is unset."""
+    value = os.environ.get(name, "")
+    if not value:
+        message = f"{what}: set {name} (scripts/services/ starts one on loopback)"
+        if os.environ.get("ECRIN_TEST_REQUIRE_BACKENDS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return value
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test; yields its URL."""
+    import asyncpg
+
+    admin_url = backend_setting("ECRIN_TEST_DATABASE_URL", "PostgreSQL")
+    admin_url = admin_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    name = "ecrin_test_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(admin_url)
+        try:
+            yield urlunsplit(parts._replace(path="/" + name))
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def s3_test_location() -> tuple[str, str, str]:
+    """(storage URL under a fresh prefix, access key id, secret key)."""
+    url = backend_setting("ECRIN_TEST_S3_URL", "S3")
+    parts = urlsplit(url)
+    prefix = parts.path.strip("/")
+    prefix = (prefix + "/" if prefix else "") + "test-" + secrets.token_hex(6) + "/"
+    return (
+        urlunsplit(parts._replace(path="/" + prefix)),
+        os.environ.get("ECRIN_TEST_S3_ACCESS_KEY_ID", ""),
+        os.environ.get("ECRIN_TEST_S3_SECRET_ACCESS_KEY", ""),
+    )
