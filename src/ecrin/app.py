@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -19,12 +20,23 @@ from ecrin.auth.credential_cache import CredentialCache
 from ecrin.core.clock import Clock, SystemClock
 from ecrin.dav.app import PREFIXES, DavApp
 from ecrin.db.sql import SqlMetadataStore
+from ecrin.nextcloud import uploads as nextcloud_uploads
+from ecrin.nextcloud.routes import DAV_HANDLERS
+from ecrin.nextcloud.routes import routes as nextcloud_routes
 from ecrin.services.accounts import AccountService
+from ecrin.services.checksum_recalculation import ChecksumRecalculator
 from ecrin.services.consistency import ConsistencyService
 from ecrin.services.container import Services
-from ecrin.services.files import FileService
+from ecrin.services.files import FileService, RetentionPolicy
+from ecrin.services.groups import GroupService
+from ecrin.services.housekeeping import housekeep_once, interval_for, run_housekeeping
 from ecrin.services.locks import LockService
+from ecrin.services.login_flows import LoginFlowService
 from ecrin.services.properties import PropertyService
+from ecrin.services.sharing import LinkPolicy, SharingService
+from ecrin.services.trash import TrashPolicy, TrashService
+from ecrin.services.uploads import ChunkedUploadService
+from ecrin.services.versions import VersionService
 from ecrin.settings import Settings
 from ecrin.storage.encryption.factory import encrypt_blob_store
 from ecrin.storage.factory import blob_store_from_url
@@ -54,17 +66,49 @@ class Runtime:
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
-    metadata = SqlMetadataStore(settings.effective_database_url, durable=settings.fsync)
-    blobs = blob_store_from_url(settings.effective_storage_url, fsync=settings.fsync)
+    metadata = SqlMetadataStore(
+        settings.effective_database_url,
+        durable=settings.fsync,
+        pool_size=settings.database_pool_size,
+    )
+    blobs = blob_store_from_url(
+        settings.effective_storage_url, fsync=settings.fsync, settings=settings
+    )
     if settings.encryption:
         blobs = encrypt_blob_store(blobs, settings)
     cache = CredentialCache(clock, settings.credential_cache_seconds)
+    files = FileService(
+        metadata,
+        blobs,
+        clock,
+        RetentionPolicy(settings.versions_max_count, settings.versions_max_age_days * 86400.0),
+    )
+    sharing = SharingService(
+        metadata,
+        clock,
+        LinkPolicy(
+            settings.link_enforce_password,
+            settings.link_max_expiry_days,
+            settings.link_default_expiry_days,
+        ),
+    )
+    trash_policy = TrashPolicy(
+        settings.trash_retention_days * 86400.0, settings.trash_max_quota_share
+    )
+    accounts = AccountService(
+        metadata, blobs, clock, cache, default_quota_bytes=settings.default_quota_bytes or None
+    )
+    uploads = ChunkedUploadService(
+        metadata, blobs, files, clock, lifetime_seconds=settings.upload_expiry_seconds
+    )
     services = Services(
         clock=clock,
-        accounts=AccountService(
-            metadata, blobs, clock, cache, default_quota_bytes=settings.default_quota_bytes or None
-        ),
-        files=FileService(metadata, blobs, clock),
+        sharing=sharing,
+        groups=GroupService(metadata, sharing, clock),
+        trash=TrashService(metadata, files, clock, trash_policy),
+        versions=VersionService(metadata, files, clock),
+        accounts=accounts,
+        files=files,
         locks=LockService(
             metadata,
             clock,
@@ -72,8 +116,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             max_timeout=settings.lock_max_timeout,
         ),
         properties=PropertyService(metadata, clock),
-        consistency=ConsistencyService(metadata, blobs, clock),
+        consistency=ConsistencyService(metadata, blobs, clock, uploads),
         instance_id=_instance_id(settings),
+        uploads=uploads,
+        login_flows=LoginFlowService(metadata, accounts, clock),
+        checksum_recalculator=ChecksumRecalculator(metadata, files),
     )
     return Runtime(settings, metadata, blobs, services)
 
@@ -89,9 +136,10 @@ class EcrinApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.dav = DavApp(runtime.services, runtime.settings)
+        self.dav = DavApp(runtime.services, runtime.settings, DAV_HANDLERS)
+        self.uploads = nextcloud_uploads.UploadsApp(runtime.services, runtime.settings)
         self.router = Starlette(
-            routes=[Route("/", _home)],
+            routes=[Route("/", _home), *nextcloud_routes(runtime.services, runtime.settings)],
             lifespan=self._lifespan,
         )
 
@@ -101,14 +149,23 @@ class EcrinApp:
         removed = await self.runtime.services.consistency.recover()
         if removed:
             log.info("recovery: removed %d unfinished uploads", len(removed))
+        services = self.runtime.services
+        await housekeep_once(services)
+        interval = interval_for(self.runtime.settings.upload_expiry_seconds)
+        housekeeping = asyncio.create_task(run_housekeeping(services, interval))
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with suppress(asyncio.CancelledError):
+                await housekeeping
             await self.runtime.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIXES):
             await self.dav(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(nextcloud_uploads.URL_PREFIXES):
+            await self.uploads(scope, receive, send)
         else:
             await self.router(scope, receive, send)
 

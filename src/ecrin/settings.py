@@ -99,6 +99,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("lock_max_timeout", int, 7 * 24 * 3600, "Longest WebDAV lock timeout granted."),
     Setting(
+        "upload_expiry_seconds",
+        int,
+        24 * 3600,
+        "Chunked uploads (Nextcloud clients) idle for longer than this are removed with "
+        "their chunks.",
+    ),
+    Setting(
         "credential_cache_seconds",
         int,
         60,
@@ -151,6 +158,42 @@ SETTINGS: tuple[Setting, ...] = (
         "Key-encryption key for new files; empty means the key file's last key. "
         "Required with `pkcs11` (the key's label in the token).",
     ),
+    Setting(
+        "versions_max_count",
+        int,
+        50,
+        "Most earlier versions kept per file (besides thinning: one per 2 s, per minute, "
+        "per hour, per day, then per week as they age); 0 means no count limit.",
+    ),
+    Setting(
+        "versions_max_age_days", int, 0, "Versions older than this are deleted; 0 means never."
+    ),
+    Setting(
+        "trash_retention_days",
+        int,
+        30,
+        "Items stay this many days in the trash before they are purged; 0 means until purged.",
+    ),
+    Setting(
+        "trash_max_quota_share",
+        float,
+        0.5,
+        "The trash may hold at most this share of its owner's quota (oldest items go first); "
+        "0 means no cap.",
+    ),
+    Setting("link_enforce_password", bool, False, "Every public link must have a password."),
+    Setting(
+        "link_max_expiry_days",
+        int,
+        0,
+        "Public links must expire within this many days; 0 means they may live forever.",
+    ),
+    Setting(
+        "link_default_expiry_days",
+        int,
+        0,
+        "Expiry given to a public link created without one, in days; 0 means none.",
+    ),
     Setting("pkcs11_module", str, "", "Path of the PKCS#11 module (`.so`) of the HSM."),
     Setting("pkcs11_token_label", str, "", "Label of the PKCS#11 token holding the keys."),
     Setting(
@@ -201,11 +244,19 @@ class Settings:
     max_xml_depth: int = 64
     lock_default_timeout: int = 1800
     lock_max_timeout: int = 7 * 24 * 3600
+    upload_expiry_seconds: int = 24 * 3600
     credential_cache_seconds: int = 60
     trusted_proxies: str = ""
     public_url: str = ""
     log_level: str = "info"
     fsync: bool = True
+    versions_max_count: int = 50
+    versions_max_age_days: int = 0
+    trash_retention_days: int = 30
+    trash_max_quota_share: float = 0.5
+    link_enforce_password: bool = False
+    link_max_expiry_days: int = 0
+    link_default_expiry_days: int = 0
     encryption: bool = False
     kek_provider: str = "file"
     kek_file: str = ""

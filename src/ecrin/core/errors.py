@@ -121,3 +121,9 @@ class KeyUnavailable(StorageError):
 
 class ChecksumMismatch(BadRequest):
     """The content does not match the checksum the client sent."""
+
+
+class TooManyRequests(EcrinError):
+    """Too many attempts: wait before trying again."""
+
+    status = 429

@@ -20,6 +20,12 @@ class User:
     used_bytes: int
     is_admin: bool
     tenant: str = "default"
+    # Set for an anonymous visitor of a public link: their tree is the link's folder.
+    link_share_id: int | None = None
+
+    @property
+    def is_link_visitor(self) -> bool:
+        return self.link_share_id is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ async def handle(ctx: DavContext) -> Response:
     locks = await ctx.services.locks.active(ctx.home) if wants_locks else []
     wants_shares = mode != "prop" or (OC, "share-types") in names
     share_types = await ctx.services.files.share_types(ctx.home, nodes) if wants_shares else {}
-    home = await ctx.services.accounts.refresh(ctx.home)
+    home = ctx.home if ctx.home.is_link_visitor else await ctx.services.accounts.refresh(ctx.home)
 
     out = [f'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus {NAMESPACE_DECLARATIONS}>']
     for path, item in entries:

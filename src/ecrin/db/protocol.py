@@ -207,6 +207,10 @@ class MetadataTransaction(Protocol):
 
     async def delete_expired_login_flows(self, now: float) -> int: ...
 
+    # --- checksums a client asked to recompute (Nextcloud's X-Recalculate-Hash) ----------
+
+    async def set_checksums(self, node_id: int, checksums: str | None) -> None: ...
+
     # --- sharing, versions, trash ---
 
     async def ancestor_ids(self, node_id: int) -> list[int]:
@@ -246,6 +250,8 @@ class MetadataTransaction(Protocol):
     async def shares_created_by(self, user_id: int) -> list[Share]: ...
 
     async def shares_received(self, user_id: int) -> list[Share]: ...
+
+    async def shares_with_group(self, group_id: int) -> list[Share]: ...
 
     async def update_share(self, share_id: int, **values: Any) -> None: ...
 

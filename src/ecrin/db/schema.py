@@ -25,7 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+# `schema_info.version`: 2 since Alembic migrations (`ecrin.db.migrations`) took over, so
+# that builds from before them, which accept only 1, refuse a migrated database.
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -119,6 +121,7 @@ locks = Table(
     Column("expires_at", Float, nullable=False),
 )
 Index("ix_locks_owner", locks.c.owner_id)
+Index("ix_locks_expires", locks.c.expires_at)
 
 # Chunked uploads in progress (Nextcloud's uploads/ area). Chunk bytes are ordinary blobs in
 # the blob store, referenced from here until the upload is assembled, aborted or expires.

@@ -3,19 +3,28 @@
 Write transactions on SQLite begin with BEGIN IMMEDIATE, so two writers never deadlock on a
 lock upgrade, and are serialised in-process by an asyncio lock. SQLite runs in WAL mode with
 synchronous=FULL: a commit returns only once it is on stable storage.
+
+On PostgreSQL, writers run concurrently at READ COMMITTED. Where a transaction reads and then
+writes on what it read (resolve a path, check quota and locks, then change the tree), the
+first read of a home locks that home's root folder row (`SELECT … FOR UPDATE`), so writers of
+one home queue as they do on SQLite while different homes proceed in parallel; every write
+bumps the root's revision anyway, so this only takes that lock earlier. Two inserts of one
+name still meet the unique constraint and give Conflict. Reads see one snapshot
+(REPEATABLE READ, READ ONLY). Names sort bytewise on both (COLLATE "C" on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import and_, delete, event, func, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ecrin.core.errors import Conflict, StorageError
 from ecrin.core.model import (
@@ -36,7 +45,8 @@ from ecrin.core.model import (
     User,
     Version,
 )
-from ecrin.db import schema
+from ecrin.db import migrations
+from ecrin.db.engine import EngineOptions, create_engine, database_errors, normalise_url
 from ecrin.db.schema import (
     app_passwords,
     blobs,
@@ -195,11 +205,21 @@ def _login_flow(row: Row[Any]) -> LoginFlow:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class SqlTransaction:
     """One database transaction; the primitives the services compose atomically."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, lock_homes: bool = False) -> None:
         self._conn = conn
+        # PostgreSQL writers: the first read of a home locks its root row (module docstring).
+        self._lock_homes = lock_homes
+        self._bytewise = conn.dialect.name == "postgresql"
+
+    def _by_name(self, column: Any) -> ColumnElement[Any]:
+        """`column` for ORDER BY, compared bytewise whatever the database's collation."""
+        return column.collate("C") if self._bytewise else column  # type: ignore[no-any-return]
 
     async def _one(self, stmt: Any) -> Row[Any] | None:
         return (await self._conn.execute(stmt)).first()
@@ -259,7 +279,8 @@ class SqlTransaction:
         return _user(row) if row else None
 
     async def list_users(self) -> list[User]:
-        return [_user(r) for r in await self._all(select(users).order_by(users.c.name))]
+        query = select(users).order_by(self._by_name(users.c.name))
+        return [_user(r) for r in await self._all(query)]
 
     async def user_count(self) -> int:
         row = await self._one(select(func.count()).select_from(users))
@@ -293,11 +314,10 @@ class SqlTransaction:
         )
 
     async def root_node(self, user_id: int) -> Node:
-        row = await self._one(
-            select(nodes)
-            .join(users, users.c.root_node_id == nodes.c.id)
-            .where(users.c.id == user_id)
-        )
+        query = select(nodes).join(users, users.c.root_node_id == nodes.c.id)
+        if self._lock_homes:
+            query = query.with_for_update(of=nodes)
+        row = await self._one(query.where(users.c.id == user_id))
         if row is None:
             raise StorageError(f"user {user_id} has no home folder")
         return _node(row)
@@ -376,7 +396,9 @@ class SqlTransaction:
 
     async def children(self, parent_id: int) -> list[Node]:
         rows = await self._all(
-            select(nodes).where(nodes.c.parent_id == parent_id).order_by(nodes.c.name)
+            select(nodes)
+            .where(nodes.c.parent_id == parent_id)
+            .order_by(self._by_name(nodes.c.name))
         )
         return [_node(r) for r in rows]
 
@@ -474,7 +496,9 @@ class SqlTransaction:
         while frontier:
             by_id = {n.id: rel for n, rel in frontier}
             rows = await self._all(
-                select(nodes).where(nodes.c.parent_id.in_(list(by_id))).order_by(nodes.c.name)
+                select(nodes)
+                .where(nodes.c.parent_id.in_(list(by_id)))
+                .order_by(self._by_name(nodes.c.name))
             )
             frontier = []
             for row in rows:
@@ -515,16 +539,22 @@ class SqlTransaction:
         )
 
     async def retain_blob(self, blob_id: str) -> None:
-        await self._conn.execute(
+        """Add a reference. Conflict if the blob has no record: a concurrent writer released
+        its last reference after we read the node (its bytes are about to be deleted)."""
+        result = await self._conn.execute(
             update(blobs).where(blobs.c.id == blob_id).values(refcount=blobs.c.refcount + 1)
         )
+        if not result.rowcount:
+            raise Conflict("the contents being copied were deleted meanwhile")
 
     async def release_blob(self, blob_id: str) -> list[str]:
         """Drop one reference; returns [blob_id] if it was the last one (row removed)."""
-        await self._conn.execute(
-            update(blobs).where(blobs.c.id == blob_id).values(refcount=blobs.c.refcount - 1)
+        row = await self._one(
+            update(blobs)
+            .where(blobs.c.id == blob_id)
+            .values(refcount=blobs.c.refcount - 1)
+            .returning(blobs.c.refcount)
         )
-        row = await self._one(select(blobs.c.refcount).where(blobs.c.id == blob_id))
         if row is not None and row[0] <= 0:
             await self._conn.execute(delete(blobs).where(blobs.c.id == blob_id))
             return [blob_id]
@@ -615,6 +645,8 @@ class SqlTransaction:
     # --- locks ---------------------------------------------------------------------------
 
     async def locks(self, owner_id: int, now: float) -> list[Lock]:
+        if self._lock_homes:  # a LOCK checks for conflicting locks, then inserts its own
+            await self.root_node(owner_id)
         rows = await self._all(
             select(locks).where(and_(locks.c.owner_id == owner_id, locks.c.expires_at > now))
         )
@@ -811,6 +843,13 @@ class SqlTransaction:
         )
         return int(result.rowcount)
 
+    # --- checksums -----------------------------------------------------------------------
+
+    async def set_checksums(self, node_id: int, checksums: str | None) -> None:
+        await self._conn.execute(
+            update(nodes).where(nodes.c.id == node_id).values(checksums=checksums)
+        )
+
     # --- tree walks across owners (sharing) ---------------------------------------------
 
     async def ancestor_ids(self, node_id: int) -> list[int]:
@@ -955,6 +994,10 @@ class SqlTransaction:
         )
         return [_share(r) for r in rows]
 
+    async def shares_with_group(self, group_id: int) -> list[Share]:
+        rows = await self._all(select(shares).where(shares.c.share_with_group == group_id))
+        return [_share(r) for r in rows]
+
     async def update_share(self, share_id: int, **values: Any) -> None:
         await self._conn.execute(update(shares).where(shares.c.id == share_id).values(**values))
 
@@ -1091,75 +1134,50 @@ class SqlTransaction:
 
 
 class SqlMetadataStore:
-    def __init__(self, url: str, *, durable: bool = True) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self._durable = durable
-        self._write_lock = asyncio.Lock()
-        self.engine: AsyncEngine = create_async_engine(url)
-        if self.is_sqlite:
-            self._configure_sqlite()
-
-    def _configure_sqlite(self) -> None:
-        durable = self._durable
-
-        @event.listens_for(self.engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(self.engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            mode = "IMMEDIATE" if conn.get_execution_options().get("ecrin_write") else "DEFERRED"
-            conn.exec_driver_sql(f"BEGIN {mode}")
+    def __init__(self, url: str, *, durable: bool = True, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.engine: AsyncEngine = create_engine(
+            self.url, EngineOptions(durable=durable, pool_size=pool_size)
+        )
 
     async def open(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(schema.metadata.create_all)
-            row = (
-                await conn.execute(
-                    select(schema.schema_info.c.value).where(schema.schema_info.c.key == "version")
-                )
-            ).first()
-            if row is None:
-                await conn.execute(
-                    insert(schema.schema_info).values(
-                        key="version", value=str(schema.SCHEMA_VERSION)
-                    )
-                )
-            elif int(row[0]) > schema.SCHEMA_VERSION:
-                raise StorageError(
-                    f"the database schema is version {row[0]}, newer than this Ecrin "
-                    f"({schema.SCHEMA_VERSION}): upgrade Ecrin"
-                )
+        """Create or upgrade the schema (see `ecrin.db.migrations`)."""
+        with database_errors():
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(ecrin_write=True)
+                async with conn.begin():
+                    before, after = await conn.run_sync(migrations.upgrade)
+        if before != after:
+            log.info("database schema: %s -> %s", before or "empty", after)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
-        try:
-            async with self.engine.connect() as conn, conn.begin():
-                yield SqlTransaction(conn)
-        except OperationalError as exc:
-            raise StorageError(f"database error: {exc.orig}") from exc
+        with database_errors():
+            async with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    conn = await conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+                async with conn.begin():
+                    yield SqlTransaction(conn)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTransaction]:
-        async with self._write_lock:
-            try:
+        queue: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
+        async with queue:
+            with database_errors():
                 async with self.engine.connect() as conn:
                     conn = await conn.execution_options(ecrin_write=True)
                     async with conn.begin():
-                        yield SqlTransaction(conn)
-            except OperationalError as exc:
-                raise StorageError(f"database error: {exc.orig}") from exc
+                        yield SqlTransaction(conn, lock_homes=not self.is_sqlite)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        with database_errors():
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))

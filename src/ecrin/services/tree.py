@@ -56,17 +56,17 @@ class Resolved:
 
 
 async def share_permissions(
-    tx: MetadataTransaction, share: Share, user: User, now: float
+    tx: MetadataTransaction, share: Share, user: User | None, now: float
 ) -> Permission:
-    """What a share grants `user` right now: capped by every parent share, nothing if any
-    link in the chain expired, was revoked, or no longer contains the node (moved or
-    deleted into the trash)."""
+    """What a share grants `user` (None: a link visitor) right now: capped by every parent
+    share, nothing if any share in the chain expired, was revoked, or no longer contains the
+    node (moved away, or deleted into the trash)."""
     granted = Permission.parse(share.permissions)
-    if share.share_type is ShareType.USER and share.share_with_user != user.id:
+    if share.share_type is ShareType.USER and (user is None or share.share_with_user != user.id):
         return Permission.NONE
-    if share.share_type is ShareType.GROUP and share.share_with_group not in {
-        g.id for g in await tx.user_groups(user.id)
-    }:
+    if share.share_type is ShareType.GROUP and (
+        user is None or share.share_with_group not in {g.id for g in await tx.user_groups(user.id)}
+    ):
         return Permission.NONE
     current: Share | None = share
     while current is not None:
@@ -86,18 +86,37 @@ async def share_permissions(
     return granted
 
 
+async def link_root(
+    tx: MetadataTransaction, share_id: int, now: float
+) -> tuple[Node, Permission, Share]:
+    """Where a public link's visitor starts, with what the link grants (NotFound if dead)."""
+    share = await tx.share(share_id)
+    if share is None or share.share_type is not ShareType.LINK:
+        raise NotFound("this link does not exist")
+    permissions = await share_permissions(tx, share, None, now)
+    node = await tx.node(share.node_id)
+    if node is None or permissions == Permission.NONE:
+        raise NotFound("this link does not exist or has expired")
+    if not node.is_folder:
+        permissions &= FILE_MASK
+    return node, permissions, share
+
+
 async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float) -> Resolved:
     """Walk the path from the user's home. A missing parent folder is a Conflict (409)."""
-    node = await tx.root_node(user.id)
-    permissions = Permission.ALL
     share: Share | None = None
+    if user.link_share_id is not None:
+        node, permissions, share = await link_root(tx, user.link_share_id, now)
+    else:
+        node = await tx.root_node(user.id)
+        permissions = Permission.ALL
     if path.is_root:
-        return Resolved(path, (), node, permissions, permissions)
+        return Resolved(path, (), node, permissions, permissions, share)
     ancestors: list[Node] = []
     parent_permissions = permissions
     mount: Mount | None = None
     for index, name in enumerate(path.segments):
-        if not node.is_folder or Permission.READ not in permissions:
+        if not node.is_folder or (Permission.READ not in permissions and index > 0):
             raise Conflict(f"{DavPath(path.segments[:index])} is not a folder")
         ancestors.append(node)
         parent_permissions = permissions
