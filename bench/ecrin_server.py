@@ -1,0 +1,63 @@
+"""Ecrin, embedded profile: one process, SQLite metadata, blobs on local disk, fsync on (the
+defaults), run with the `ecrin` command line of the Python environment running the benchmark."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.client import BenchError
+from bench.processes import HOST, Credentials, Launch
+
+QUIET = {"ECRIN_LOG_LEVEL": "warning"}
+
+
+def _ecrin(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "ecrin", *arguments]
+
+
+class EcrinServer:
+    name = "ecrin"
+
+    def missing(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        from ecrin import __version__
+
+        return f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, fsync on"
+
+    def prepare(self, directory: Path, credentials: Credentials) -> None:
+        data = directory / "data"
+        result = subprocess.run(
+            _ecrin(
+                "user",
+                "add",
+                credentials.user,
+                "--password",
+                credentials.password,
+                "--data-dir",
+                str(data),
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **QUIET},
+        )
+        if result.returncode != 0:
+            raise BenchError(f"ecrin user add failed: {result.stdout}{result.stderr}")
+
+    def launch(self, directory: Path, port: int, credentials: Credentials) -> Launch:
+        command = _ecrin("serve", "--data-dir", str(directory / "data"))
+        command += ["--host", HOST, "--port", str(port)]
+        return Launch(command, f"/remote.php/dav/files/{credentials.user}/", QUIET)
+
+
+def database_path(directory: Path) -> Path:
+    return directory / "data" / "ecrin.sqlite3"
+
+
+def blobs_path(directory: Path) -> Path:
+    return directory / "data" / "blobs"

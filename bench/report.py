@@ -1,0 +1,158 @@
+"""Results: medians and ranges over rounds, Ecrin/peer ratios, targets; as a table and JSON."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.metrics import METRICS, SCALE_METRICS, TARGETS, Metric, Target
+from bench.sizes import Sizes
+
+NOTES = (
+    "Durability: Ecrin fsyncs file contents, their directory and the SQLite commit "
+    "(synchronous=FULL) before it acknowledges a write; Apache, WsgiDAV and nginx do not fsync.",
+    "Ecrin runs its embedded profile: one process, where Apache and nginx use several "
+    "processes or threads across both cores.",
+    "A ratio is Ecrin's median divided by the peer's: above 1 is better for rates (MB/s, "
+    "files/s, req/s), below 1 is better for times, memory and latencies.",
+    "The load client (aiohttp on uvloop) shares the machine with the server; its nginx numbers "
+    "are the ceiling of what it can drive.",
+    "Each round starts every server afresh on an empty folder, in a rotated order; values are "
+    "medians over rounds, with the min-max range.",
+)
+
+
+def summarize(samples: list[float]) -> dict[str, Any]:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "samples": samples,
+    }
+
+
+def summarize_rounds(rounds: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    keys = [key for key in rounds[0] if all(key in r for r in rounds)] if rounds else []
+    return {key: summarize([r[key] for r in rounds]) for key in keys}
+
+
+def ratios(metrics: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    ecrin = metrics.get("ecrin", {})
+    table: dict[str, dict[str, float]] = {}
+    for metric in METRICS:
+        if metric.key not in ecrin:
+            continue
+        for peer, values in metrics.items():
+            if peer != "ecrin" and metric.key in values and values[metric.key]["median"] > 0:
+                ratio = ecrin[metric.key]["median"] / values[metric.key]["median"]
+                table.setdefault(metric.key, {})[peer] = ratio
+    return table
+
+
+def evaluate_target(target: Target, results: dict[str, Any]) -> dict[str, Any]:
+    value: float | None = None
+    if target.peer is not None:
+        value = results["ratios"].get(target.key, {}).get(target.peer)
+    elif target.key in results.get("scale", {}):
+        value = results["scale"][target.key]["median"]
+    elif target.key in results["metrics"].get("ecrin", {}):
+        value = results["metrics"]["ecrin"][target.key]["median"]
+    met = (
+        None
+        if value is None
+        else (value >= target.bound if target.at_least else value <= target.bound)
+    )
+    return {"target": target.text, "value": value, "met": met}
+
+
+def finish(results: dict[str, Any]) -> dict[str, Any]:
+    """Add ratios and target verdicts to collected results."""
+    results["ratios"] = ratios(results["metrics"])
+    results["targets"] = [evaluate_target(t, results) for t in TARGETS]
+    results["notes"] = list(NOTES)
+    return results
+
+
+def number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def cell(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return "-"
+    text = number(summary["median"])
+    if summary["min"] != summary["max"]:
+        text += f" ({number(summary['min'])}-{number(summary['max'])})"
+    return text
+
+
+def _rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    sizes = Sizes(**results["sizes"])
+    servers = list(results["metrics"])
+    peers = [s for s in servers if s != "ecrin"] if "ecrin" in servers else []
+    header = ["metric", "unit", *servers, *(f"E/{p}" for p in peers)]
+    rows: list[list[str]] = []
+    for metric in METRICS:
+        if not any(metric.key in results["metrics"][s] for s in servers):
+            continue
+        row = [metric.label(sizes), metric.unit]
+        row += [cell(results["metrics"][s].get(metric.key)) for s in servers]
+        row += [_ratio(results, metric, p) for p in peers]
+        rows.append(row)
+    for metric in SCALE_METRICS:
+        if metric.key in results.get("scale", {}):
+            row = [metric.label(sizes), metric.unit, cell(results["scale"][metric.key])]
+            rows.append(row + [""] * (len(header) - len(row)))
+    return header, rows
+
+
+def _ratio(results: dict[str, Any], metric: Metric, peer: str) -> str:
+    value = results["ratios"].get(metric.key, {}).get(peer)
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _verdict(target: dict[str, Any]) -> str:
+    if target["met"] is None:
+        return "n/a (not measured)"
+    return f"{'met   ' if target['met'] else 'MISSED'} ({target['value']:.2f})"
+
+
+def render_text(results: dict[str, Any]) -> str:
+    header, rows = _rows(results)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    lines += ["", "Targets:"]
+    lines += [f"  {_verdict(t):<22} {t['target']}" for t in results["targets"]]
+    lines += ["", "Notes:"] + [f"  - {note}" for note in results["notes"]]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    header, rows = _rows(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "| target | Ecrin | verdict |", "|---|---|---|"]
+    for target in results["targets"]:
+        value = "-" if target["value"] is None else f"{target['value']:.2f}"
+        verdict = "n/a" if target["met"] is None else ("met" if target["met"] else "**missed**")
+        lines.append(f"| {target['target']} | {value} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")

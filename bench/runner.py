@@ -1,0 +1,117 @@
+"""Rounds: each round starts every server afresh (rotated order) and runs the same workloads."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import scale
+from bench.client import DavClient, Endpoint, run_async
+from bench.machine import describe_machine
+from bench.memory import PeakRssSampler
+from bench.processes import Credentials, Server, open_for_workers, start
+from bench.report import finish, summarize_rounds
+from bench.sizes import Sizes
+from bench.workloads import Progress, run_workloads
+
+
+@dataclass(frozen=True)
+class Options:
+    mode: str  # "full" or "quick"
+    sizes: Sizes
+    rounds: int
+    servers: tuple[Server, ...]
+    skipped: dict[str, str]  # server name -> why it was not run
+    scale: bool  # run workload (6) (needs Ecrin among the servers)
+    temp_root: Path
+    keep: bool  # keep the temporary data (debugging)
+
+
+def stderr_progress(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def rotated(servers: tuple[Server, ...], round_index: int) -> list[Server]:
+    shift = round_index % len(servers) if servers else 0
+    return [*servers[shift:], *servers[:shift]]
+
+
+async def _session(endpoint: Endpoint, sizes: Sizes, progress: Progress) -> dict[str, float]:
+    async with DavClient(endpoint, connections=max(64, sizes.concurrency)) as client:
+        return await run_workloads(client, sizes, progress)
+
+
+def server_round(
+    server: Server, directory: Path, sizes: Sizes, credentials: Credentials, progress: Progress
+) -> dict[str, float]:
+    """Start `server` on an empty folder, run workloads (1)-(4), sample its memory (5)."""
+    directory.mkdir()
+    open_for_workers(directory)
+    try:
+        server.prepare(directory, credentials)
+        running = start(server, directory, credentials)
+        sampler = PeakRssSampler(running.pid).start()
+        try:
+            measured = run_async(
+                _session(running.endpoint, sizes, lambda m: progress(f"{server.name} {m}"))
+            )
+        finally:
+            peak = sampler.stop()
+            running.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)  # frees the big files before the next server
+    measured["peak_rss_mib"] = peak.total_mib
+    measured["peak_rss_process_mib"] = peak.largest_process_mib
+    progress(f"{server.name} peak RSS {peak.total_mib:.0f} MiB ({peak.largest_process_mib:.0f})")
+    return measured
+
+
+def run(options: Options, progress: Progress = stderr_progress) -> dict[str, Any]:
+    started = time.perf_counter()
+    sizes = options.sizes
+    results: dict[str, Any] = {
+        "schema": 1,
+        "mode": options.mode,
+        "rounds": options.rounds,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "sizes": asdict(sizes),
+        "servers": {s.name: s.describe() for s in options.servers},
+        "skipped": dict(options.skipped),
+    }
+    credentials = Credentials("bench", secrets.token_urlsafe(12))
+    base = Path(tempfile.mkdtemp(prefix="ecrin-bench-", dir=options.temp_root))
+    open_for_workers(base)
+    samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in options.servers}
+    scale_samples: list[dict[str, float]] = []
+    try:
+        instances = scale.prepare(base, sizes, credentials, progress) if options.scale else None
+        for round_index in range(options.rounds):
+            progress(f"round {round_index + 1}/{options.rounds}")
+            for server in rotated(options.servers, round_index):
+                folder = base / f"round{round_index}-{server.name}"
+                samples[server.name].append(
+                    server_round(server, folder, sizes, credentials, progress)
+                )
+            if instances is not None:
+                scale_samples.append(
+                    scale.run_round(instances, sizes, credentials, round_index, progress)
+                )
+    finally:
+        if options.keep:
+            progress(f"kept the temporary data in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    results["metrics"] = {name: summarize_rounds(rounds) for name, rounds in samples.items()}
+    results["scale"] = summarize_rounds(scale_samples)
+    if instances is not None:
+        results["population"] = asdict(instances.population)
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    return finish(results)

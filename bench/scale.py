@@ -1,0 +1,129 @@
+"""Workload (6), Ecrin only: does a big instance stay fast?
+
+Two instances are prepared once: one whose metadata holds `populated_files` files (written
+straight into SQLite, see populate.py) and a nearly empty one; both have the same folder of
+`scale_listing_files` entries. Each round starts both in turn and times PROPFIND Depth 1 of
+that folder; on the populated one, `pollers` keep-alive clients then poll PROPFIND Depth 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.client import PROPFIND_ALLPROP, PROPFIND_NAMED, DavClient, Endpoint, run_async
+from bench.ecrin_server import EcrinServer, database_path
+from bench.populate import Population, populate
+from bench.processes import Credentials, RunningServer, open_for_workers, start
+from bench.sizes import Sizes
+from bench.workloads import Progress, time_propfind
+
+LISTED = "list/"
+
+
+@dataclass(frozen=True)
+class ScaleInstances:
+    populated: Path
+    empty: Path
+    population: Population
+
+
+def prepare(
+    base: Path, sizes: Sizes, credentials: Credentials, progress: Progress
+) -> ScaleInstances:
+    server = EcrinServer()
+    folders = {}
+    for name in ("populated", "empty"):
+        folder = base / f"ecrin-{name}"
+        folder.mkdir()
+        open_for_workers(folder)
+        server.prepare(folder, credentials)
+        folders[name] = folder
+    progress(f"populating an Ecrin instance with {sizes.populated_files:,} files")
+    population = populate(
+        folders["populated"],
+        database_path(folders["populated"]),
+        credentials.user,
+        sizes.populated_files,
+        sizes.scale_listing_files,
+    )
+    progress(
+        f"populated in {population.seconds:.1f} s, "
+        f"database {population.database_bytes / 1e9:.2f} GB"
+    )
+    populate(
+        folders["empty"],
+        database_path(folders["empty"]),
+        credentials.user,
+        0,
+        sizes.scale_listing_files,
+    )
+    return ScaleInstances(folders["populated"], folders["empty"], population)
+
+
+async def poll(endpoint: Endpoint, sizes: Sizes) -> dict[str, float]:
+    """`pollers` clients, each on its own keep-alive connection, PROPFIND Depth 0 of the root
+    every `poll_interval_seconds` (random phase). The first interval (connections opening)
+    is not counted."""
+    interval = sizes.poll_interval_seconds
+    latencies: list[float] = []
+    async with DavClient(endpoint, connections=sizes.pollers) as client:
+        measure_from = time.perf_counter() + interval
+        stop_at = measure_from + sizes.poll_seconds
+
+        async def poller() -> None:
+            await asyncio.sleep(random.uniform(0, interval))
+            while (started := time.perf_counter()) < stop_at:
+                await client.propfind("", "0", PROPFIND_NAMED)
+                elapsed = time.perf_counter() - started
+                if started >= measure_from:
+                    latencies.append(elapsed)
+                await asyncio.sleep(max(0.0, interval - elapsed))
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(sizes.pollers):
+                group.create_task(poller())
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "poll_p50_ms": statistics.median(latencies) * 1000,
+        "poll_p99_ms": cuts[98] * 1000,
+        "poll_req_s": len(latencies) / sizes.poll_seconds,
+    }
+
+
+async def _listing_time(endpoint: Endpoint, sizes: Sizes) -> float:
+    async with DavClient(endpoint) as client:
+        return await time_propfind(
+            client, LISTED, PROPFIND_ALLPROP, sizes.scale_listing_files + 1, max(3, sizes.repeats)
+        )
+
+
+def run_round(
+    instances: ScaleInstances,
+    sizes: Sizes,
+    credentials: Credentials,
+    round_index: int,
+    progress: Progress,
+) -> dict[str, float]:
+    server = EcrinServer()
+    order = [("populated", instances.populated), ("empty", instances.empty)]
+    if round_index % 2:
+        order.reverse()
+    results: dict[str, float] = {}
+    for name, folder in order:
+        running: RunningServer = start(server, folder, credentials)
+        try:
+            results[f"propfind_{name}_s"] = run_async(_listing_time(running.endpoint, sizes))
+            if name == "populated":
+                results.update(run_async(poll(running.endpoint, sizes)))
+        finally:
+            running.stop()
+    results["propfind_populated_ratio"] = (
+        results["propfind_populated_s"] / results["propfind_empty_s"]
+    )
+    progress("scale: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+    return results
