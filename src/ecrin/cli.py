@@ -17,6 +17,7 @@ from ecrin import __version__
 from ecrin.app import Runtime, build_runtime, create_app
 from ecrin.auth.passwords import generate_password
 from ecrin.cli_keys import add_keys_parser
+from ecrin.cli_sharing import add_sharing_parsers
 from ecrin.core.errors import EcrinError
 from ecrin.services.accounts import AccountService
 from ecrin.services.consistency import DEFAULT_GRACE_SECONDS
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=cmd_config)
 
     add_keys_parser(sub, common)
+    add_sharing_parsers(sub, common)
     return parser
 
 
