@@ -1,0 +1,131 @@
+"""The SQL engine for a database URL, per dialect, and the database-error boundary.
+
+Two dialects are supported, each through one asyncio driver:
+- SQLite via aiosqlite: one file, WAL, `synchronous=FULL`; write transactions begin with
+  `BEGIN IMMEDIATE` (no lock upgrades, hence no deadlocks between writers).
+- PostgreSQL via asyncpg: a pooled engine; write transactions run at READ COMMITTED and
+  serialise where it matters with row locks (see `SqlTransaction`), read transactions run at
+  REPEATABLE READ, READ ONLY, so a PROPFIND sees one snapshot.
+
+Driver errors never leave this package: `database_errors()` maps them to `ecrin.core.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ecrin.core.errors import BadRequest, Conflict, EcrinError, StorageError, Unavailable
+
+# SQLSTATEs after which the same work, run again, will most likely succeed.
+_RETRYABLE_SQLSTATES = {
+    "40001": "a concurrent change got in the way (serialization failure)",
+    "40P01": "a concurrent change got in the way (deadlock)",
+    "55P03": "a row is locked by another request",
+    "57P01": "the database server is shutting down",
+    "53300": "the database has no free connection slot",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    durable: bool = True  # SQLite: synchronous=FULL (else OFF)
+    pool_size: int = 10  # PostgreSQL: connections kept per process (as many again in bursts)
+    pool_timeout: float = 30.0  # seconds to wait for a free connection
+
+
+def normalise_url(url: str) -> URL:
+    """The SQLAlchemy URL for a database URL, with the asyncio driver we support filled in.
+
+    `postgresql://`, `postgres://` and `postgresql+asyncpg://` mean PostgreSQL over asyncpg;
+    `sqlite://` and `sqlite+aiosqlite://` mean SQLite over aiosqlite. Other drivers are refused
+    rather than half-supported.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadRequest(f"cannot read database URL: {exc}") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres") and driver in ("", "asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite" and driver in ("", "aiosqlite"):
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise BadRequest(
+        f"unsupported database URL {parsed.drivername}://… "
+        "(supported: sqlite:///path, postgresql://user:password@host:port/database)"
+    )
+
+
+def create_engine(url: URL, options: EngineOptions) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        _configure_sqlite(engine, durable=options.durable)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=options.pool_size,
+        max_overflow=options.pool_size,
+        pool_timeout=options.pool_timeout,
+        pool_pre_ping=True,  # a connection the server dropped is replaced, not handed out
+        pool_recycle=3600,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, durable: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("ecrin_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    original = exc.orig
+    for attribute in ("sqlstate", "pgcode"):
+        code = getattr(original, attribute, None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def map_database_error(exc: BaseException) -> EcrinError:
+    """The core error for a driver or SQLAlchemy error (the caller chains `from exc`)."""
+    if isinstance(exc, IntegrityError):
+        return Conflict("the change conflicts with existing data")
+    if isinstance(exc, DBAPIError):
+        state = _sqlstate(exc)
+        if state in _RETRYABLE_SQLSTATES:
+            return Unavailable(f"database busy: {_RETRYABLE_SQLSTATES[state]}; retry")
+        if state is not None and state.startswith("22"):  # data exception: too long, bad value
+            return BadRequest("a value does not fit the database")
+        return StorageError(f"database error: {type(exc.orig).__name__}")
+    if isinstance(exc, TimeoutError):
+        return Unavailable("no database connection became free in time; retry")
+    return StorageError(f"database unreachable: {type(exc).__name__}")
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Translate foreign errors raised inside the block; Ecrin's own errors pass through."""
+    try:
+        yield
+    except EcrinError:
+        raise
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise map_database_error(exc) from exc

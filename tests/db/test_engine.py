@@ -1,0 +1,46 @@
+"""Database URLs and the error boundary."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecrin.core.errors import BadRequest, EcrinError, StorageError, Unavailable
+from ecrin.db.engine import normalise_url
+from ecrin.db.sql import SqlMetadataStore
+
+
+@pytest.mark.parametrize(
+    ("given", "driver"),
+    [
+        ("postgresql://u:p@db:5432/ecrin", "postgresql+asyncpg"),
+        ("postgres://u:p@db/ecrin", "postgresql+asyncpg"),
+        ("postgresql+asyncpg://u:p@db/ecrin", "postgresql+asyncpg"),
+        ("sqlite:///data/ecrin.sqlite3", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///data/ecrin.sqlite3", "sqlite+aiosqlite"),
+    ],
+)
+def test_urls_get_the_asyncio_driver(given: str, driver: str) -> None:
+    url = normalise_url(given)
+    assert url.drivername == driver
+    assert (
+        url.database
+        == normalise_url(given.split("://", 1)[0] + "://" + given.split("://")[1]).database
+    )
+
+
+@pytest.mark.parametrize(
+    "given", ["mysql://u:p@db/ecrin", "postgresql+psycopg2://u@db/e", "not a url"]
+)
+def test_other_databases_are_refused(given: str) -> None:
+    with pytest.raises(BadRequest):
+        normalise_url(given)
+
+
+async def test_an_unreachable_postgresql_is_an_ecrin_error() -> None:
+    store = SqlMetadataStore("postgresql://ecrin:ecrin@127.0.0.1:1/ecrin")
+    try:
+        with pytest.raises(EcrinError) as raised:
+            await store.open()
+        assert isinstance(raised.value, StorageError | Unavailable)
+    finally:
+        await store.close()

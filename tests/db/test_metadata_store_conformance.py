@@ -1,0 +1,372 @@
+"""What every MetadataStore must do, whatever the database (SQLite, PostgreSQL).
+
+Each test runs once per database in `conftest.py`, through the protocol's transactions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from ecrin.core.errors import Conflict
+from ecrin.core.model import DeadProperty, Lock, LockScope, Node, NodeKind, User
+from ecrin.db.protocol import MetadataStore, MetadataTransaction
+
+NOW = 1_700_000_000.0
+
+
+async def add_user(store: MetadataStore, name: str = "alice", quota: int | None = None) -> User:
+    async with store.write() as tx:
+        return await tx.insert_user(name, name.title(), "hash-" + name, quota, False, NOW)
+
+
+async def add_node(
+    tx: MetadataTransaction,
+    parent: Node,
+    name: str,
+    kind: NodeKind = NodeKind.FOLDER,
+    blob_id: str | None = None,
+    size: int = 0,
+) -> Node:
+    return await tx.insert_node(
+        parent_id=parent.id,
+        owner_id=parent.owner_id,
+        name=name,
+        kind=kind,
+        size=size,
+        mtime=NOW,
+        now=NOW,
+        blob_id=blob_id,
+        sha256=None if blob_id is None else "0" * 64,
+    )
+
+
+async def add_file(tx: MetadataTransaction, parent: Node, name: str, blob_id: str) -> Node:
+    return await add_node(tx, parent, name, NodeKind.FILE, blob_id, size=10)
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+async def test_users(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store, "alice", quota=1000)
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        await tx.set_password_hash(bob.id, "new-hash")
+        await tx.set_quota(alice.id, 2000)
+        await tx.add_usage(alice.id, 300)
+        await tx.add_usage(alice.id, -100)
+    async with metadata_store.read() as tx:
+        assert await tx.user_count() == 2
+        assert [u.name for u in await tx.list_users()] == ["alice", "bob"]
+        found = await tx.user_by_name("alice")
+        assert found is not None and found.id == alice.id
+        assert found.quota_bytes == 2000 and found.used_bytes == 200
+        assert await tx.user_by_id(bob.id) == bob
+        assert await tx.password_hash(bob.id) == "new-hash"
+        assert await tx.user_by_name("carol") is None
+        root = await tx.root_node(alice.id)
+    assert root.is_folder and root.parent_id is None and root.owner_id == alice.id
+
+
+async def test_duplicate_user_is_a_conflict(metadata_store: MetadataStore) -> None:
+    await add_user(metadata_store, "alice")
+    with pytest.raises(Conflict):
+        await add_user(metadata_store, "alice")
+    async with metadata_store.read() as tx:
+        assert await tx.user_count() == 1
+
+
+# --- the tree ----------------------------------------------------------------------------
+
+
+async def test_tree_operations(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        docs = await add_node(tx, root, "docs")
+        await tx.insert_blob("b1", 10, "0" * 64, NOW)
+        report = await add_file(tx, docs, "report.txt", "b1")
+        await tx.update_file(
+            report.id,
+            size=20,
+            mtime=NOW + 1,
+            blob_id="b1",
+            sha256="1" * 64,
+            content_type="text/plain",
+            checksums="SHA1:abc",
+        )
+        await tx.set_mtime(docs.id, NOW + 5)
+        await tx.bump_revisions([root.id, docs.id], size_delta=20)
+    async with metadata_store.read() as tx:
+        assert await tx.child(root.id, "docs") == await tx.node(docs.id)
+        stored = await tx.node(report.id)
+        assert stored is not None
+        assert (stored.size, stored.revision, stored.content_type) == (20, 2, "text/plain")
+        assert stored.checksums == "SHA1:abc" and stored.sha256 == "1" * 64
+        folder = await tx.node(docs.id)
+        assert folder is not None and folder.mtime == NOW + 5 and folder.size == 20
+        assert folder.revision == 2
+        assert await tx.child(root.id, "nothing") is None
+        assert await tx.node(10**9) is None
+
+
+async def test_children_sort_bytewise(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    names = ["b", "B", "a", "é", "Z", "_", "a b", "ab"]
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        for name in names:
+            await add_node(tx, root, name)
+    async with metadata_store.read() as tx:
+        listed = [n.name for n in await tx.children(root.id)]
+    assert listed == sorted(names, key=lambda n: n.encode())
+
+
+async def test_same_name_in_one_folder_is_a_conflict(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        await add_node(tx, root, "taken")
+        other = await add_node(tx, root, "other")
+    with pytest.raises(Conflict):
+        async with metadata_store.write() as tx:
+            await add_node(tx, root, "new")  # rolled back with the rest
+            await add_node(tx, root, "taken")
+    with pytest.raises(Conflict):
+        async with metadata_store.write() as tx:
+            await tx.move_node(other.id, root.id, "taken")
+    async with metadata_store.read() as tx:
+        assert [n.name for n in await tx.children(root.id)] == ["other", "taken"]
+
+
+async def test_move_keeps_the_subtree(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        a = await add_node(tx, root, "a")
+        b = await add_node(tx, root, "b")
+        inner = await add_node(tx, a, "inner")
+        await tx.move_node(a.id, b.id, "moved")
+    async with metadata_store.read() as tx:
+        moved = await tx.child(b.id, "moved")
+        assert moved is not None and moved.id == a.id
+        assert await tx.child(moved.id, "inner") == await tx.node(inner.id)
+        assert await tx.child(root.id, "a") is None
+
+
+async def test_subtree_lists_parents_before_children(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        top = await add_node(tx, root, "top")
+        left = await add_node(tx, top, "left")
+        await add_node(tx, top, "right")
+        await add_node(tx, left, "deep")
+    async with metadata_store.read() as tx:
+        entries = await tx.subtree(top.id)
+        assert await tx.subtree(10**9) == []
+    paths = [relative for _, relative in entries]
+    assert paths[0] == ()
+    assert set(paths) == {(), ("left",), ("right",), ("left", "deep")}
+    assert paths.index(("left",)) < paths.index(("left", "deep"))
+
+
+async def test_delete_subtree_releases_unreferenced_blobs(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        first = await add_node(tx, root, "first")
+        second = await add_node(tx, root, "second")
+        await tx.insert_blob("shared", 10, "0" * 64, NOW)
+        await tx.insert_blob("own", 10, "0" * 64, NOW)
+        await add_file(tx, first, "x", "shared")
+        await add_file(tx, second, "copy-of-x", "shared")
+        await tx.retain_blob("shared")
+        await add_file(tx, await add_node(tx, first, "sub"), "y", "own")
+        await tx.set_property(first.id, DeadProperty("urn:x", "color", "<color/>"))
+    async with metadata_store.write() as tx:
+        assert await tx.delete_subtree(first.id) == ["own"]
+    async with metadata_store.read() as tx:
+        assert await tx.child(root.id, "first") is None
+        assert await tx.properties(first.id) == []
+        assert (await tx.blob_records())["shared"][2] == 1
+    async with metadata_store.write() as tx:
+        assert await tx.delete_subtree(second.id) == ["shared"]
+    async with metadata_store.read() as tx:
+        assert await tx.blob_records() == {}
+        assert [n.name for n in await tx.children(root.id)] == []
+
+
+async def test_blob_reference_counts(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        await tx.insert_blob("b1", 10, "a" * 64, NOW)
+        await add_file(tx, root, "one", "b1")
+        await add_file(tx, root, "two", "b1")
+        await tx.retain_blob("b1")
+        await tx.retain_blob("b1")  # one too many: `ecrin check` finds it
+    async with metadata_store.read() as tx:
+        assert await tx.blob_records() == {"b1": (10, "a" * 64, 3)}
+        assert await tx.blob_reference_counts() == {"b1": 2}
+        assert await tx.usage_by_user() == {alice.id: 20}
+    async with metadata_store.write() as tx:
+        await tx.set_blob_refcount("b1", 2)
+        assert await tx.release_blob("b1") == []
+        assert await tx.release_blob("b1") == ["b1"]
+        assert await tx.release_blob("b1") == []  # no record left: nothing more to release
+    async with metadata_store.read() as tx:
+        assert await tx.blob_records() == {}
+
+
+async def test_retaining_a_released_blob_is_a_conflict(metadata_store: MetadataStore) -> None:
+    async with metadata_store.write() as tx:
+        await tx.insert_blob("gone", 1, "0" * 64, NOW)
+        await tx.set_blob_refcount("gone", 0)
+    with pytest.raises(Conflict):
+        async with metadata_store.write() as tx:
+            await tx.retain_blob("gone")
+
+
+async def test_delete_user_removes_everything(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        await tx.insert_blob("b1", 10, "0" * 64, NOW)
+        await add_file(tx, await add_node(tx, root, "f"), "file", "b1")
+        await tx.insert_app_password(alice.id, "phone", "token-hash", NOW)
+    async with metadata_store.write() as tx:
+        assert await tx.delete_user(alice.id) == ["b1"]
+    async with metadata_store.read() as tx:
+        assert [u.name for u in await tx.list_users()] == ["bob"]
+        assert await tx.blob_records() == {}
+        assert await tx.root_node(bob.id)
+
+
+# --- properties, locks, app passwords ----------------------------------------------------
+
+
+async def test_dead_properties(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        a, b = await add_node(tx, root, "a"), await add_node(tx, root, "b")
+        await tx.set_property(a.id, DeadProperty("urn:x", "color", "<x:color>red</x:color>"))
+        await tx.set_property(a.id, DeadProperty("urn:x", "color", "<x:color>blue</x:color>"))
+        await tx.set_property(a.id, DeadProperty("urn:x", "author", "<x:author/>"))
+        await tx.set_property(b.id, DeadProperty("urn:y", "tag", "<y:tag/>"))
+        await tx.remove_property(a.id, "urn:x", "author")
+        await tx.remove_property(a.id, "urn:x", "never-set")
+    async with metadata_store.read() as tx:
+        assert await tx.properties(a.id) == [
+            DeadProperty("urn:x", "color", "<x:color>blue</x:color>")
+        ]
+        batch = await tx.properties_of([a.id, b.id, root.id])
+    assert set(batch) == {a.id, b.id}
+    assert batch[b.id] == [DeadProperty("urn:y", "tag", "<y:tag/>")]
+
+
+def make_lock(token: str, owner: User, expires_at: float) -> Lock:
+    return Lock(
+        token=token,
+        owner_id=owner.id,
+        path=("docs", "a.txt"),
+        scope=LockScope.EXCLUSIVE,
+        depth_infinity=False,
+        owner_xml="<owner/>",
+        principal_id=owner.id,
+        timeout_seconds=60,
+        expires_at=expires_at,
+    )
+
+
+async def test_locks(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        await tx.insert_lock(make_lock("live", alice, NOW + 60))
+        await tx.insert_lock(make_lock("stale", alice, NOW - 1))
+    async with metadata_store.read() as tx:
+        assert [lock.token for lock in await tx.locks(alice.id, NOW)] == ["live"]
+    async with metadata_store.write() as tx:
+        await tx.refresh_lock("live", 600, NOW + 600)
+        await tx.delete_expired_locks(NOW)
+        assert not await tx.delete_lock("stale")
+    async with metadata_store.read() as tx:
+        (lock,) = await tx.locks(alice.id, NOW + 300)
+    assert lock == dataclasses.replace(make_lock("live", alice, NOW + 600), timeout_seconds=600)
+    async with metadata_store.write() as tx:
+        assert await tx.delete_lock("live")
+        assert await tx.locks(alice.id, NOW) == []
+
+
+async def test_app_passwords(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        phone = await tx.insert_app_password(alice.id, "phone", "hash-1", NOW)
+        await tx.insert_app_password(alice.id, "laptop", "hash-2", NOW)
+        await tx.touch_app_password(phone.id, NOW + 10)
+    async with metadata_store.read() as tx:
+        assert [p.name for p in await tx.list_app_passwords(alice.id)] == ["phone", "laptop"]
+        found = await tx.app_password_user(alice.id, "hash-1")
+        assert found is not None and found.id == phone.id and found.last_used_at == NOW + 10
+        assert await tx.app_password_user(bob.id, "hash-1") is None
+    async with metadata_store.write() as tx:
+        assert not await tx.delete_app_password(bob.id, phone.id)
+        assert await tx.delete_app_password(alice.id, phone.id)
+    async with metadata_store.read() as tx:
+        assert [p.name for p in await tx.list_app_passwords(alice.id)] == ["laptop"]
+
+
+# --- transactions ------------------------------------------------------------------------
+
+
+async def test_an_exception_rolls_back_everything(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    with pytest.raises(RuntimeError):
+        async with metadata_store.write() as tx:
+            root = await tx.root_node(alice.id)
+            await add_node(tx, root, "doomed")
+            await tx.insert_user("bob", "Bob", "hash", None, False, NOW)
+            await tx.add_usage(alice.id, 999)
+            raise RuntimeError("the service changed its mind")
+    async with metadata_store.read() as tx:
+        assert await tx.children(root.id) == []
+        assert await tx.user_by_name("bob") is None
+        fresh = await tx.user_by_id(alice.id)
+    assert fresh is not None and fresh.used_bytes == 0
+
+
+async def test_writers_of_one_home_see_each_other(metadata_store: MetadataStore) -> None:
+    """A writer that starts while another holds the home waits for it, then sees its changes:
+    read-then-write services (resolve, check, write) never act on stale reads."""
+    alice = await add_user(metadata_store)
+    first_holds_home = asyncio.Event()
+
+    async def second() -> Node | None:
+        await first_holds_home.wait()
+        async with metadata_store.write() as tx:
+            root = await tx.root_node(alice.id)
+            return await tx.child(root.id, "made-by-first")
+
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        first_holds_home.set()
+        waiter = asyncio.create_task(second())
+        # A store that let the second writer through would finish it now, seeing nothing.
+        await asyncio.wait({waiter}, timeout=0.5)
+        await add_node(tx, root, "made-by-first")
+    assert await waiter is not None
+
+
+async def test_reads_run_beside_a_writer(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        root = await tx.root_node(alice.id)
+        await add_node(tx, root, "uncommitted")
+        async with metadata_store.read() as reader:
+            assert await reader.children(root.id) == []
