@@ -12,6 +12,7 @@ at most an unreferenced blob file; the previous version stays readable until 2 c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -180,7 +181,7 @@ class FileService:
         """Refuse early, before reading a body: no parent, no right, a folder in the way, no
         quota."""
         async with self.metadata.read() as tx:
-            found = await resolve(tx, user, path, self.clock.now())
+            found = await _drop_aside(tx, await resolve(tx, user, path, self.clock.now()))
             _check_file_target(found)
             if length is not None:
                 current = found.node.size if found.node else 0
@@ -248,7 +249,7 @@ class FileService:
         now = self.clock.now()
         released: list[str] = []
         async with self.metadata.write() as tx:
-            found = await resolve(tx, user, path, now)
+            found = await _drop_aside(tx, await resolve(tx, user, path, now))
             _check_file_target(found)
             current = found.node
             (conditions or WriteConditions()).check(current)
@@ -260,7 +261,7 @@ class FileService:
                 node = await tx.insert_node(
                     parent_id=found.parent.id,
                     owner_id=owner_id,
-                    name=path.name,
+                    name=found.path.name,
                     kind=NodeKind.FILE,
                     size=size,
                     mtime=mtime or now,
@@ -524,6 +525,20 @@ def _entry(found: Resolved) -> Entry:
 
 def _inherit(permissions: Permission, node: Node) -> Permission:
     return permissions if node.is_folder else permissions & FILE_MASK
+
+
+async def _drop_aside(tx: MetadataTransaction, found: Resolved) -> Resolved:
+    """In a folder its visitor may add to but not read (a file drop), an upload never
+    replaces nor reveals an existing file: it lands beside it, under a free name."""
+    if found.node is None or Permission.READ in found.parent_permissions:
+        return found
+    stem, dot, ext = found.path.name.rpartition(".")
+    counter = 1
+    while True:
+        counter += 1
+        name = f"{stem} ({counter}).{ext}" if dot and stem else f"{found.path.name} ({counter})"
+        if await tx.child(found.parent.id, name) is None:
+            return dataclasses.replace(found, path=found.path.parent.child(name), node=None)
 
 
 def _check_file_target(found: Resolved) -> None:

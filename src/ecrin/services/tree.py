@@ -81,6 +81,8 @@ async def share_permissions(
         parent = await tx.share(current.parent_share_id)
         if parent is None or parent.node_id not in chain:
             return Permission.NONE
+        if Permission.SHARE not in Permission.parse(parent.permissions):
+            return Permission.NONE  # the resharer lost the right to share
         granted &= Permission.parse(parent.permissions)
         current = parent
     return granted
