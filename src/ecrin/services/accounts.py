@@ -137,6 +137,11 @@ class AccountService:
                 raise NotFound(f"no app password {password_id} for {name!r}")
         self.cache.forget_user(user.id)
 
+    async def app_password_in_use(self, user: User, password: str) -> AppPassword | None:
+        """The app password these credentials are, or None (they are the real password)."""
+        async with self.metadata.read() as tx:
+            return await tx.app_password_user(user.id, hash_app_password(password))
+
     # --- authentication ------------------------------------------------------------------
 
     async def authenticate(self, login: str, password: str) -> User | None:

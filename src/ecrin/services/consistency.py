@@ -9,6 +9,7 @@ from ecrin.core.clock import Clock
 from ecrin.core.errors import EcrinError
 from ecrin.core.model import CheckReport
 from ecrin.db.protocol import MetadataStore
+from ecrin.services.uploads import ChunkedUploadService
 from ecrin.storage.protocol import BlobStore
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,17 @@ DEFAULT_GRACE_SECONDS = 3600.0
 
 
 class ConsistencyService:
-    def __init__(self, metadata: MetadataStore, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Clock,
+        uploads: ChunkedUploadService | None = None,
+    ) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.clock = clock
+        self.uploads = uploads
 
     async def recover(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[str]:
         """Startup recovery: remove temporary files a crash left behind."""
@@ -41,9 +49,10 @@ class ConsistencyService:
             references = await tx.blob_reference_counts()
             usage = await tx.usage_by_user()
             users = await tx.list_users()
+            chunk_blobs = await tx.upload_chunk_blob_ids()
 
         stored = {blob_id async for blob_id in self.blobs.list_blobs(older_than=cutoff)}
-        report.orphan_blobs = sorted(stored - set(records) - set(references))
+        report.orphan_blobs = sorted(stored - set(records) - set(references) - chunk_blobs)
         for blob_id in sorted(set(references)):
             if blob_id not in records or not await self.blobs.exists(blob_id):
                 report.missing_blobs.append(blob_id)
@@ -63,6 +72,9 @@ class ConsistencyService:
                 ):
                     report.checksum_mismatches.append(blob_id)
         report.stale_temp_files = await self.blobs.clean_temporary(cutoff) if repair else []
+        if self.uploads is not None:
+            uploads = self.uploads
+            report.expired_uploads = await (uploads.expire() if repair else uploads.expired())
         if repair:
             await self._repair(report, references, usage, {u.id for u in users})
         return report
