@@ -65,3 +65,19 @@ def s3_test_location() -> tuple[str, str, str]:
         os.environ.get("ECRIN_TEST_S3_ACCESS_KEY_ID", ""),
         os.environ.get("ECRIN_TEST_S3_SECRET_ACCESS_KEY", ""),
     )
+
+
+async def empty_s3_prefix(url: str, access_key_id: str, secret_access_key: str) -> None:
+    """Remove what a test left under its S3 prefix: blobs and unfinished uploads."""
+    import time
+
+    from ecrin.storage.s3 import S3BlobStore, S3Location, S3Options
+
+    store = S3BlobStore(S3Location.from_url(url), S3Options(access_key_id, secret_access_key))
+    await store.open()
+    try:
+        await store.clean_temporary(time.time() + 3600)
+        async for blob_id in store.list_blobs():
+            await store.delete(blob_id)
+    finally:
+        await store.close()

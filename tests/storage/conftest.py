@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from ecrin.storage import local
 from ecrin.storage.protocol import BlobStore
-from tests.backends import s3_test_location
+from tests.backends import empty_s3_prefix, s3_test_location
 
 
 @dataclass
@@ -42,10 +41,8 @@ async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         yield StoreUnderTest(s3, MIN_PART_SIZE)
     finally:
-        await s3.clean_temporary(time.time() + 3600)
-        async for blob_id in s3.list_blobs():
-            await s3.delete(blob_id)
         await s3.close()
+        await empty_s3_prefix(url, key_id, secret)
 
 
 @pytest.fixture
