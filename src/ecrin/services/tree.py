@@ -62,6 +62,8 @@ async def share_permissions(
     share, nothing if any share in the chain expired, was revoked, or no longer contains the
     node (moved away, or deleted into the trash)."""
     granted = Permission.parse(share.permissions)
+    if (share.share_type is ShareType.LINK) != (user is None):
+        return Permission.NONE  # links serve their visitors only; users hold user shares
     if share.share_type is ShareType.USER and (user is None or share.share_with_user != user.id):
         return Permission.NONE
     if share.share_type is ShareType.GROUP and (
