@@ -93,13 +93,15 @@ def cmd_new(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     def progress(report: RotationReport) -> None:
         print(
-            f"examined {report.examined}: rewrapped {report.rewrapped}, already under "
-            f"{report.target} {report.already}, failed {len(report.failed)}",
+            f"examined {report.examined}: rewrapped {report.rewrapped}, left as they were "
+            f"{report.already}, failed {len(report.failed)}",
             flush=True,
         )
 
     async def work(store: EncryptedBlobStore, _runtime: Runtime) -> RotationReport:
-        return await rotate(store, args.to, batch_size=args.batch, progress=progress)
+        return await rotate(
+            store, args.to, source=args.source, batch_size=args.batch, progress=progress
+        )
 
     report: RotationReport = _with_store(args, work)
     if report.failed:
@@ -107,7 +109,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         for blob_id in report.failed[:20]:
             print(f"  {blob_id}")
         return 1
-    print(f"done: every blob is under {report.target}")
+    print(f"done: {report.rewrapped} rewrapped under {report.target}")
     return 0
 
 
@@ -151,6 +153,9 @@ def add_keys_parser(
         help="rewrap every data key under one key-encryption key (online, resumable)",
     )
     rotation.add_argument("--to", help="the target key (default: the current one)")
+    rotation.add_argument(
+        "--from", dest="source", help="only blobs under this key (default: all others)"
+    )
     rotation.add_argument("--batch", type=int, default=256, help="records per durable batch")
     rotation.set_defaults(func=cmd_rotate)
     retire = commands.add_parser(

@@ -106,4 +106,14 @@ async def handle(ctx: DavContext) -> Response:
     if ctx.request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     body: AsyncIterator[bytes] = ctx.services.files.read(node, start, end)
-    return StreamingResponse(body, status_code=status, headers=headers)
+    # Pull the first piece before the status line: a missing key, a lost blob or a corrupt
+    # first segment then gets an error status rather than a 200 cut short.
+    first = await anext(body, b"")
+    return StreamingResponse(_prepend(first, body), status_code=status, headers=headers)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk

@@ -35,6 +35,15 @@ def make_store(root: Path, *, segment_size: int = SEGMENT, kek_id: str = "") -> 
     )
 
 
+def data_dir_store(data_dir: Path) -> EncryptedBlobStore:
+    """The layout the app uses: blobs/, blobs/key-records/, encryption.keys."""
+    return EncryptedBlobStore(
+        LocalBlobStore(data_dir / "blobs", fsync=False),
+        LocalKeyRecords(data_dir / "blobs" / "key-records", fsync=False),
+        KeyFile(data_dir / "encryption.keys", fsync=False),
+    )
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[EncryptedBlobStore]:
     encrypted = make_store(tmp_path)

@@ -250,7 +250,9 @@ async def test_key_file_is_private_and_never_silently_recreated(tmp_path: Path) 
     assert await get(restored, blob_id) == b"secret"
 
 
-async def test_another_key_file_cannot_read(tmp_path: Path) -> None:
+async def test_another_key_file_cannot_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = make_store(tmp_path)
     await store.open()
     blob_id = await put(store, b"secret")
@@ -262,8 +264,9 @@ async def test_another_key_file_cannot_read(tmp_path: Path) -> None:
     key_file.write_text(f"{kek_id} {other_line.split()[1]}\n")  # same id, another key
     reopened = make_store(tmp_path)
     await reopened.open()
-    with pytest.raises(StorageError, match="does not unwrap"):
+    with caplog.at_level(logging.ERROR), pytest.raises(StorageError):
         await get(reopened, blob_id)
+    assert any("does not unwrap" in r.getMessage() for r in caplog.records)
 
 
 async def test_delete_erases_record_then_body_and_abort_leaves_nothing(

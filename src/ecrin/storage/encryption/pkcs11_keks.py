@@ -212,7 +212,11 @@ class Pkcs11Keys:
         try:
             library = pkcs11.lib(self.module)
             token = library.get_token(token_label=self.token_label)
-            self._session = token.open(user_pin=self._read_pin(), rw=True)
+            try:
+                self._session = token.open(user_pin=self._read_pin(), rw=True)
+            except p11.UserAlreadyLoggedIn:
+                # PKCS#11 logins are per process: another session of ours is logged in.
+                self._session = token.open(rw=True)
         except p11.NoSuchToken as exc:
             raise KeyUnavailable(
                 f"no PKCS#11 token labelled {self.token_label!r} in {self.module}: is the "

@@ -34,6 +34,10 @@ class KeyRecordStore(Protocol):
         """The record of a blob, or None if it has none."""
         ...
 
+    async def get_many(self, blob_ids: Iterable[str]) -> dict[str, bytes]:
+        """The records of several blobs (those without one are left out)."""
+        ...
+
     async def put_many(self, records: Iterable[tuple[str, bytes]]) -> None:
         """Create or replace records; each becomes durable and replaces atomically."""
         ...
@@ -82,6 +86,23 @@ class LocalKeyRecords:
             return None
         except OSError as exc:
             raise StorageError(f"cannot read the key record of blob {blob_id}: {exc}") from exc
+
+    async def get_many(self, blob_ids: Iterable[str]) -> dict[str, bytes]:
+        paths = {blob_id: self.path_of(blob_id) for blob_id in blob_ids}
+
+        def read_all() -> dict[str, bytes]:
+            found = {}
+            for blob_id, path in paths.items():
+                try:
+                    found[blob_id] = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+            return found
+
+        try:
+            return await asyncio.to_thread(read_all)
+        except OSError as exc:
+            raise StorageError(f"cannot read key records: {exc}") from exc
 
     async def put_many(self, records: Iterable[tuple[str, bytes]]) -> None:
         batch = [(self.path_of(blob_id), data) for blob_id, data in records]

@@ -36,7 +36,7 @@ class RotationReport:
     target: str
     examined: int = 0
     rewrapped: int = 0
-    already: int = 0
+    already: int = 0  # under the target already, or not under the source
     vanished: int = 0
     failed: list[str] = field(default_factory=list)
 
@@ -53,10 +53,14 @@ async def rotate(
     store: EncryptedBlobStore,
     target: str | None = None,
     *,
+    source: str | None = None,
     batch_size: int = BATCH,
     progress: Callable[[RotationReport], None] | None = None,
 ) -> RotationReport:
-    """Rewrap every data key not under `target` (default: the current KEK)."""
+    """Rewrap data keys under `target` (default: the current KEK).
+
+    Those under `source` only if given (per-tenant KEKs: move one tenant), else all others.
+    """
     kek = check_kek_id(target or store.kek_id)
     # Fails now (KeyUnavailable) rather than after the first batch if the target is absent.
     await store.keks.wrap(kek, bytes(32))
@@ -65,30 +69,35 @@ async def rotate(
     async for blob_id in store.records.list_ids():
         pending.append(blob_id)
         if len(pending) >= batch_size:
-            await _rotate_batch(store, kek, pending, report)
+            await _rotate_batch(store, kek, source, pending, report)
             pending = []
             if progress is not None:
                 progress(report)
     if pending:
-        await _rotate_batch(store, kek, pending, report)
+        await _rotate_batch(store, kek, source, pending, report)
     if progress is not None:
         progress(report)
     return report
 
 
 async def _rotate_batch(
-    store: EncryptedBlobStore, kek: str, blob_ids: list[str], report: RotationReport
+    store: EncryptedBlobStore,
+    kek: str,
+    source: str | None,
+    blob_ids: list[str],
+    report: RotationReport,
 ) -> None:
     rewritten: list[tuple[str, bytes]] = []
+    found = await store.records.get_many(blob_ids)
     for blob_id in blob_ids:
         report.examined += 1
-        data = await store.records.get(blob_id)
+        data = found.get(blob_id)
         if data is None:
             report.vanished += 1  # deleted meanwhile
             continue
         try:
             record = decode_record(data, blob_id)
-            if record.kek_id == kek:
+            if record.kek_id == kek or (source is not None and record.kek_id != source):
                 report.already += 1
                 continue
             data_key = await store.data_key(blob_id, record)
@@ -113,15 +122,22 @@ async def census(store: EncryptedBlobStore, *, find_unencrypted: bool = True) ->
     """How many blobs each KEK protects (read from records only: no key is unwrapped)."""
     result = KeyCensus(current=store.kek_id, available=await store.keks.ids())
     with_record: set[str] = set()
+    batch: list[str] = []
+
+    async def count() -> None:
+        for blob_id, data in (await store.records.get_many(batch)).items():
+            with_record.add(blob_id)
+            try:
+                result.by_kek[decode_record(data, blob_id).kek_id] += 1
+            except EcrinError:
+                result.by_kek["(unreadable record)"] += 1
+        batch.clear()
+
     async for blob_id in store.records.list_ids():
-        data = await store.records.get(blob_id)
-        if data is None:
-            continue
-        with_record.add(blob_id)
-        try:
-            result.by_kek[decode_record(data, blob_id).kek_id] += 1
-        except EcrinError:
-            result.by_kek["(unreadable record)"] += 1
+        batch.append(blob_id)
+        if len(batch) >= BATCH:
+            await count()
+    await count()
     if find_unencrypted:
         async for blob_id in store.inner.list_blobs():
             if blob_id not in with_record:

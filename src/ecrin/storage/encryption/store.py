@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ecrin.core.errors import StorageError
+from ecrin.core.errors import KeyUnavailable, StorageError
 from ecrin.storage.encryption.format import (
     DATA_KEY_SIZE,
     DEFAULT_SEGMENT_SIZE,
@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 
 def _corrupt(blob_id: str, what: str) -> StorageError:
     log.error("encrypted blob %s is unreadable: %s", blob_id, what)
-    return StorageError(f"the stored contents of blob {blob_id} failed verification ({what})")
+    return StorageError(
+        "the stored contents of this file failed verification; the server log has the details"
+    )
 
 
 def header_tag(data_key: bytes, record: KeyRecord) -> bytes:
@@ -210,7 +212,17 @@ class EncryptedBlobStore:
 
     async def data_key(self, blob_id: str, record: KeyRecord) -> bytes:
         """Unwrap the data key and check it against the header tag."""
-        data_key = await self.keks.unwrap(record.kek_id, record.wrapped_key)
+        try:
+            data_key = await self.keks.unwrap(record.kek_id, record.wrapped_key)
+        except KeyUnavailable as error:
+            # The reason (paths, token names) goes to the log, not to the client.
+            log.error("blob %s cannot be read: %s", blob_id, error.message)
+            raise KeyUnavailable(
+                f"the encryption key of this file ({record.kek_id}) is not available; "
+                "the server log says why"
+            ) from error
+        except StorageError as error:
+            raise _corrupt(blob_id, error.message) from error
         if len(data_key) != DATA_KEY_SIZE or not secrets.compare_digest(
             header_tag(data_key, record), record.header_tag
         ):
