@@ -1129,6 +1129,10 @@ class SqlTransaction:
         )
         return [_trash_item(r) for r in rows]
 
+    async def trash_owners(self) -> list[int]:
+        rows = await self._all(select(trash.c.owner_id).distinct())
+        return [int(r.owner_id) for r in rows]
+
     async def delete_trash_record(self, item_id: int) -> None:
         await self._conn.execute(delete(trash).where(trash.c.id == item_id))
 

@@ -88,6 +88,12 @@ class TrashService:
             await self.purge(user, item.id)
         return len(items)
 
+    async def expire_all(self) -> int:
+        """Apply the retention policy to every trash that holds something."""
+        async with self.metadata.read() as tx:
+            owners = [u for u in [await tx.user_by_id(i) for i in await tx.trash_owners()] if u]
+        return sum([await self.expire(owner) for owner in owners])
+
     async def expire(self, user: User) -> int:
         """Apply the retention policy to one user's trash; returns how many items went."""
         now = self.clock.now()
