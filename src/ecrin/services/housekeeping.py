@@ -1,4 +1,5 @@
-"""Periodic clean-up, run by the app lifespan: expired chunked uploads and login flows."""
+"""Periodic clean-up, run by the app lifespan: expired chunked uploads, login flows and
+trash items past their retention."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ async def housekeep_once(services: Services) -> None:
     try:
         await services.uploads.expire()
         await services.login_flows.expire()
+        await services.trash.expire_all()
     except EcrinError as error:
         log.warning("housekeeping failed, will retry: %s", error.message)
 
