@@ -15,7 +15,8 @@ from bench.servers import PEERS
 from bench.sizes import FULL, QUICK, with_populated_files
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-ALL_SERVERS: tuple[Server, ...] = (EcrinServer(), *PEERS)
+DEFAULT_SERVERS: tuple[Server, ...] = (EcrinServer(), *PEERS)
+ALL_SERVERS: tuple[Server, ...] = (*DEFAULT_SERVERS, EcrinServer(fsync=False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, help="rounds (default 3, or 1 with --quick)")
     parser.add_argument(
         "--only",
-        help="comma-separated servers to run, among: " + ", ".join(s.name for s in ALL_SERVERS),
+        help="comma-separated servers to run, among: "
+        + ", ".join(s.name for s in ALL_SERVERS)
+        + " (default: all but ecrin-nofsync)",
     )
     parser.add_argument(
         "--populate",
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def select_servers(only: str | None) -> tuple[tuple[Server, ...], dict[str, str]]:
     """The servers to run and, for the others, why not. Naming a missing server is an error."""
     by_name = {s.name: s for s in ALL_SERVERS}
-    wanted = [n.strip() for n in only.split(",") if n.strip()] if only else list(by_name)
+    default = [s.name for s in DEFAULT_SERVERS]
+    wanted = [n.strip() for n in only.split(",") if n.strip()] if only else default
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         raise SystemExit(f"unknown server(s): {', '.join(unknown)}; choose among {list(by_name)}")

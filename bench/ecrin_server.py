@@ -1,5 +1,8 @@
 """Ecrin, embedded profile: one process, SQLite metadata, blobs on local disk, fsync on (the
-defaults), run with the `ecrin` command line of the Python environment running the benchmark."""
+defaults), run with the `ecrin` command line of the Python environment running the benchmark.
+
+`EcrinServer(fsync=False)` ("ecrin-nofsync", only on request) is the same with `fsync = false`:
+it shows what durability costs, on the terms the peers run on."""
 
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ def _ecrin(*arguments: str) -> list[str]:
 
 
 class EcrinServer:
-    name = "ecrin"
+    def __init__(self, fsync: bool = True) -> None:
+        self.fsync = fsync
+        self.name = "ecrin" if fsync else "ecrin-nofsync"
+        self._environment = {**QUIET, "ECRIN_FSYNC": "true" if fsync else "false"}
 
     def missing(self) -> str | None:
         return None
@@ -27,7 +33,8 @@ class EcrinServer:
     def describe(self) -> str:
         from ecrin import __version__
 
-        return f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, fsync on"
+        durability = "fsync on" if self.fsync else "fsync OFF"
+        return f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, {durability}"
 
     def prepare(self, directory: Path, credentials: Credentials) -> None:
         data = directory / "data"
@@ -44,7 +51,7 @@ class EcrinServer:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, **QUIET},
+            env={**os.environ, **self._environment},
         )
         if result.returncode != 0:
             raise BenchError(f"ecrin user add failed: {result.stdout}{result.stderr}")
@@ -52,7 +59,7 @@ class EcrinServer:
     def launch(self, directory: Path, port: int, credentials: Credentials) -> Launch:
         command = _ecrin("serve", "--data-dir", str(directory / "data"))
         command += ["--host", HOST, "--port", str(port)]
-        return Launch(command, f"/remote.php/dav/files/{credentials.user}/", QUIET)
+        return Launch(command, f"/remote.php/dav/files/{credentials.user}/", self._environment)
 
 
 def database_path(directory: Path) -> Path:
