@@ -182,6 +182,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         "stale temporary files": report.stale_temp_files,
         "reference counts": report.refcount_fixes,
         "usage totals": report.usage_fixes,
+        "expired chunked uploads": report.expired_uploads,
     }
     if args.json:
         print(json.dumps({"clean": report.clean, "repaired": report.repaired, **findings}))
