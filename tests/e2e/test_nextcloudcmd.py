@@ -157,8 +157,8 @@ def test_full_cycle(ecrin_server: EcrinProcess, tmp_path: Path) -> None:
     assert (local / renamed[1]).stat().st_size == BIG_SIZE
     assert not (local / deleted_folder).exists()
     # Moves are recognised by file id: the client renames, it does not download again.
-    downloads = [p for m, p in run.requests if m == "GET" and p.startswith("/remote")]
-    assert not any(p.endswith(".bin") for p in downloads), downloads
+    downloads = {p for m, p in run.requests if m == "GET" and p.startswith("/remote")}
+    assert downloads == {f"{root}/{edited}", f"{root}/new on server.txt"}, downloads
     assert_in_sync(account, local)
 
     # 4. Changes on the client reach the server.
