@@ -88,7 +88,7 @@ class EncryptedBlobWriter:
         """Plaintext bytes written so far (what metadata records)."""
         return self._size
 
-    def _seal(self, plaintext: bytes, final: bool) -> bytes:
+    def _seal(self, plaintext: bytes | memoryview, final: bool) -> bytes:
         if self._index >= MAX_SEGMENTS:
             raise StorageError("the blob is too large for the encryption format")
         sealed = self._aead.encrypt(
@@ -100,18 +100,25 @@ class EncryptedBlobWriter:
         return sealed
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
         self._size += len(data)
         segment = self._segment_size
-        if len(self._buffer) <= segment:
+        if len(self._buffer) + len(data) <= segment:
+            self._buffer += data
             return
+        if self._buffer:
+            self._buffer += data
+            source = memoryview(self._buffer)
+        else:
+            source = memoryview(data)  # no copy of a large write
         # Keep at least one byte back: the last segment must be sealed as final.
-        count = (len(self._buffer) - 1) // segment
-        sealed = [
-            self._seal(bytes(self._buffer[i * segment : (i + 1) * segment]), final=False)
-            for i in range(count)
-        ]
-        del self._buffer[: count * segment]
+        count = (len(source) - 1) // segment
+        with source:
+            sealed = [
+                self._seal(source[i * segment : (i + 1) * segment], final=False)
+                for i in range(count)
+            ]
+            rest = bytes(source[count * segment :])
+        self._buffer = bytearray(rest)
         await self._inner.write(b"".join(sealed))
 
     async def commit(self) -> str:
@@ -261,25 +268,32 @@ class EncryptedBlobStore:
                 del buffer[:PROLOGUE_SIZE]
                 prologue_pending = False
             offset = 0
-            while index <= last:
-                final = index == last_index
-                length = (size - index * segment if final else segment) + TAG_SIZE
-                if len(buffer) - offset < length:
-                    break
-                sealed = bytes(buffer[offset : offset + length])
-                try:
-                    plaintext = aead.decrypt(
-                        nonce(record.nonce_prefix, index), sealed, segment_aad(index, final, size)
-                    )
-                except InvalidTag:
-                    raise _corrupt(blob_id, f"segment {index} does not authenticate") from None
-                piece = plaintext[skip : end - index * segment]
-                offset += length
-                index += 1
-                skip = 0
-                if piece:
-                    yield piece
+            pieces: list[bytes] = []
+            with memoryview(buffer) as view:
+                while index <= last:
+                    final = index == last_index
+                    length = (size - index * segment if final else segment) + TAG_SIZE
+                    if len(view) - offset < length:
+                        break
+                    try:
+                        plaintext = aead.decrypt(
+                            nonce(record.nonce_prefix, index),
+                            view[offset : offset + length],
+                            segment_aad(index, final, size),
+                        )
+                    except InvalidTag:
+                        raise _corrupt(blob_id, f"segment {index} does not authenticate") from None
+                    limit = end - index * segment
+                    if skip or limit < len(plaintext):
+                        plaintext = plaintext[skip:limit]
+                    if plaintext:
+                        pieces.append(plaintext)
+                    offset += length
+                    index += 1
+                    skip = 0
             del buffer[:offset]
+            if pieces:
+                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
             if index > last and buffer and last == last_index:
                 raise _corrupt(blob_id, "its body is longer than its key record says")
         if index <= last or prologue_pending:
