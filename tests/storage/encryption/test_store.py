@@ -302,3 +302,17 @@ async def test_unencrypted_contents_are_not_silently_adopted(tmp_path: Path) -> 
     await writer.commit()
     with pytest.raises(StorageError, match="unencrypted contents"):
         await make_store(tmp_path).open()
+
+
+async def test_a_body_and_record_moved_together_under_another_id_are_refused(
+    store: EncryptedBlobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = await put(store, b"the first file")
+    two = await put(store, b"the second file")
+    for path in (body_path, record_path):
+        a, b = path(store, one), path(store, two)
+        raw_a, raw_b = a.read_bytes(), b.read_bytes()
+        a.write_bytes(raw_b)
+        b.write_bytes(raw_a)
+    await _refused(store, one, caplog)
+    await _refused(store, two, caplog)

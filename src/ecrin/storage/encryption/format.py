@@ -19,11 +19,12 @@ An encrypted blob is two objects with the same id:
 Every integer is big-endian. The nonce of segment i is nonce_prefix || i (u32). Segment
 AAD binds the format version, the segment index, the final-segment flag and, on the final
 segment, the total plaintext size. The header tag is a GCM tag under the data key with the
-reserved nonce nonce_prefix || 0xFFFFFFFF over the record's fixed fields (version, segment
-size, plaintext size, nonce prefix), so a record whose size was altered, or a record put
-next to another blob's body, is refused before any byte is returned. The KEK id and the
-wrapped key are outside the tag on purpose: rotation changes them, and the key wrap has
-its own integrity check.
+reserved nonce nonce_prefix || 0xFFFFFFFF over the record's fixed fields (its first 25
+bytes: magic, version, segment size, plaintext size, nonce prefix) followed by the blob id
+(ASCII). So a record whose size was altered, a record put next to another blob's body, or
+a body and record moved together under another blob id, are refused before any byte is
+returned. The KEK id and the wrapped key are outside the tag on purpose: rotation changes
+them, and the key wrap has its own integrity check.
 """
 
 from __future__ import annotations

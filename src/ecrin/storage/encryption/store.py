@@ -56,9 +56,12 @@ def _corrupt(blob_id: str, what: str) -> StorageError:
     )
 
 
-def header_tag(data_key: bytes, record: KeyRecord) -> bytes:
+def header_tag(data_key: bytes, record: KeyRecord, blob_id: str) -> bytes:
+    """Binds the record's fixed fields and the blob's id to its data key."""
     return AESGCM(data_key).encrypt(
-        nonce(record.nonce_prefix, HEADER_TAG_INDEX), b"", record.fixed_fields()
+        nonce(record.nonce_prefix, HEADER_TAG_INDEX),
+        b"",
+        record.fixed_fields() + blob_id.encode("ascii"),
     )
 
 
@@ -132,8 +135,8 @@ class EncryptedBlobWriter:
             kek_id=self._kek_id,
             wrapped_key=self._wrapped_key,
         )
-        record = dataclasses.replace(record, header_tag=header_tag(self._data_key, record))
         blob_id = await self._inner.commit()
+        record = dataclasses.replace(record, header_tag=header_tag(self._data_key, record, blob_id))
         try:
             await self._store.records.put_many([(blob_id, record.encode())])
         except BaseException:
@@ -231,7 +234,7 @@ class EncryptedBlobStore:
         except StorageError as error:
             raise _corrupt(blob_id, error.message) from error
         if len(data_key) != DATA_KEY_SIZE or not secrets.compare_digest(
-            header_tag(data_key, record), record.header_tag
+            header_tag(data_key, record, blob_id), record.header_tag
         ):
             raise _corrupt(blob_id, "its key record does not match its data key")
         return data_key
