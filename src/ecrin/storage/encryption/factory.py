@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -9,7 +10,7 @@ from ecrin.core.errors import BadRequest
 from ecrin.settings import Settings
 from ecrin.storage.encryption.keks import KeyEncryptionKeys
 from ecrin.storage.encryption.key_file import KeyFile
-from ecrin.storage.encryption.records import LocalKeyRecords
+from ecrin.storage.encryption.records import KeyRecordStore, LocalKeyRecords, ObjectKeyRecords
 from ecrin.storage.encryption.store import EncryptedBlobStore
 from ecrin.storage.protocol import BlobStore
 
@@ -27,18 +28,27 @@ def keks_from_settings(settings: Settings) -> KeyEncryptionKeys:
     raise BadRequest(f"unknown kek_provider {settings.kek_provider!r} (file or pkcs11)")
 
 
-def records_root(settings: Settings) -> Path:
-    """Key records sit beside the blobs on a local disk, else in the data folder."""
+def key_records(inner: BlobStore, settings: Settings) -> KeyRecordStore:
+    """Key records live where the blobs live: beside them on disk, or in the same bucket."""
     parsed = urlparse(settings.effective_storage_url)
     if parsed.scheme == "file":
-        return Path(unquote(parsed.path)) / RECORDS_FOLDER
-    return settings.data_dir / RECORDS_FOLDER
+        root = Path(unquote(parsed.path)) / RECORDS_FOLDER
+        return LocalKeyRecords(root, fsync=settings.fsync)
+    if parsed.scheme == "s3":
+        from ecrin.storage.s3 import S3BlobStore
+
+        assert isinstance(inner, S3BlobStore)
+        location = dataclasses.replace(
+            inner.location, prefix=f"{inner.location.prefix}{RECORDS_FOLDER}/"
+        )
+        return ObjectKeyRecords(S3BlobStore(location, inner.options))
+    raise BadRequest(f"encryption does not support the storage URL scheme {parsed.scheme!r}")
 
 
 def encrypt_blob_store(inner: BlobStore, settings: Settings) -> EncryptedBlobStore:
     return EncryptedBlobStore(
         inner,
-        LocalKeyRecords(records_root(settings), fsync=settings.fsync),
+        key_records(inner, settings),
         keks_from_settings(settings),
         kek_id=settings.kek_id,
     )

@@ -10,6 +10,9 @@ So each blob id has one record, and rotating is "write a new record, atomically"
 Local layout, beside the blobs:
     tmp/<random>          records being written
     ab/cd/<blob id>       committed records
+
+In an object store, each record is one small object, `<prefix>key-records/<blob id>`,
+written by a single PUT (which replaces an object atomically).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from pathlib import Path
 from typing import Protocol
 
 from ecrin.core.errors import StorageError
+from ecrin.storage.protocol import BlobStore, BlobWriter
 
 _BLOB_ID = re.compile(r"[0-9A-Za-z_-]{4,128}")
 
 
 class KeyRecordStore(Protocol):
     async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
 
     async def get(self, blob_id: str) -> bytes | None:
         """The record of a blob, or None if it has none."""
@@ -73,6 +79,9 @@ class LocalKeyRecords:
 
     async def open(self) -> None:
         self._tmp.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        return None
 
     def path_of(self, blob_id: str) -> Path:
         if not _BLOB_ID.fullmatch(blob_id):
@@ -171,3 +180,64 @@ class LocalKeyRecords:
             except FileNotFoundError:
                 continue
         return removed
+
+
+class NamedBlobStore(BlobStore, Protocol):
+    """A blob store that can also write under an id of the caller's choosing (S3 can)."""
+
+    async def create_with_id(self, blob_id: str) -> BlobWriter: ...
+
+
+class ObjectKeyRecords:
+    """Key records as small objects of an object store, one PUT each."""
+
+    def __init__(self, objects: NamedBlobStore, *, concurrency: int = 16) -> None:
+        self.objects = objects
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def open(self) -> None:
+        await self.objects.open()
+
+    async def close(self) -> None:
+        await self.objects.close()
+
+    async def get(self, blob_id: str) -> bytes | None:
+        async with self._limit:
+            try:
+                return b"".join([chunk async for chunk in self.objects.read(blob_id)])
+            except StorageError:
+                if not await self.objects.exists(blob_id):
+                    return None
+                raise
+
+    async def get_many(self, blob_ids: Iterable[str]) -> dict[str, bytes]:
+        ids = list(blob_ids)
+        found = await asyncio.gather(*(self.get(blob_id) for blob_id in ids))
+        return {blob_id: data for blob_id, data in zip(ids, found, strict=True) if data is not None}
+
+    async def put_many(self, records: Iterable[tuple[str, bytes]]) -> None:
+        async def put(blob_id: str, data: bytes) -> None:
+            async with self._limit:
+                writer = await self.objects.create_with_id(blob_id)
+                try:
+                    await writer.write(data)
+                    await writer.commit()
+                except BaseException:
+                    await writer.abort()
+                    raise
+
+        await asyncio.gather(*(put(blob_id, data) for blob_id, data in records))
+
+    async def delete(self, blob_id: str) -> None:
+        await self.objects.delete(blob_id)
+
+    def list_ids(self) -> AsyncIterator[str]:
+        return self.objects.list_blobs()
+
+    async def any(self) -> bool:
+        async for _ in self.list_ids():
+            return True
+        return False
+
+    async def clean_temporary(self, older_than: float) -> list[str]:
+        return await self.objects.clean_temporary(older_than)

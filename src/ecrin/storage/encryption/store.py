@@ -197,6 +197,7 @@ class EncryptedBlobStore:
 
     async def close(self) -> None:
         await self.keks.close()
+        await self.records.close()
         await self.inner.close()
 
     async def create(self, *, kek_id: str | None = None) -> EncryptedBlobWriter:
