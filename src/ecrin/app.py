@@ -64,6 +64,11 @@ class Runtime:
         await self.metadata.close()
 
 
+def blob_store_at(settings: Settings, url: str) -> BlobStore:
+    """The blob store at `url` as such (no encryption layer), tuned by `settings`."""
+    return blob_store_from_url(url, fsync=settings.fsync, settings=settings)
+
+
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     metadata = SqlMetadataStore(
@@ -71,9 +76,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         durable=settings.fsync,
         pool_size=settings.database_pool_size,
     )
-    blobs = blob_store_from_url(
-        settings.effective_storage_url, fsync=settings.fsync, settings=settings
-    )
+    blobs = blob_store_at(settings, settings.effective_storage_url)
     if settings.encryption:
         blobs = encrypt_blob_store(blobs, settings)
     cache = CredentialCache(clock, settings.credential_cache_seconds)

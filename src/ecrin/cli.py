@@ -18,6 +18,7 @@ from ecrin.app import Runtime, build_runtime, create_app
 from ecrin.auth.passwords import generate_password
 from ecrin.cli_keys import add_keys_parser
 from ecrin.cli_sharing import add_sharing_parsers
+from ecrin.cli_storage import add_storage_parser
 from ecrin.core.errors import EcrinError
 from ecrin.services.accounts import AccountService
 from ecrin.services.consistency import DEFAULT_GRACE_SECONDS
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_parser(sub, common)
     add_sharing_parsers(sub, common)
+    add_storage_parser(sub, common)
     return parser
 
 

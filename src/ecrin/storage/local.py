@@ -38,8 +38,11 @@ def _map_os_error(exc: OSError) -> Exception:
 
 
 class LocalBlobWriter:
-    def __init__(self, store: LocalBlobStore, fd: int, temp_path: Path) -> None:
+    def __init__(
+        self, store: LocalBlobStore, fd: int, temp_path: Path, blob_id: str | None = None
+    ) -> None:
         self._store = store
+        self._blob_id = blob_id
         self._fd = fd
         self._temp_path = temp_path
         self._buffer = bytearray()
@@ -67,7 +70,7 @@ class LocalBlobWriter:
 
     async def commit(self) -> str:
         await self._flush_buffer()
-        blob_id = secrets.token_hex(16)
+        blob_id = self._blob_id or secrets.token_hex(16)
         final = self._store.path_of(blob_id)
         try:
             await asyncio.to_thread(self._finish, final)
@@ -131,12 +134,19 @@ class LocalBlobStore:
         self._known_shards.add(shard)
 
     async def create(self) -> LocalBlobWriter:
+        return await self._writer(None)
+
+    async def create_with_id(self, blob_id: str) -> LocalBlobWriter:
+        self.path_of(blob_id)  # refuses an id that is not one of ours
+        return await self._writer(blob_id)
+
+    async def _writer(self, blob_id: str | None) -> LocalBlobWriter:
         temp_path = self._tmp / secrets.token_hex(16)
         try:
             fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise _map_os_error(exc) from exc
-        return LocalBlobWriter(self, fd, temp_path)
+        return LocalBlobWriter(self, fd, temp_path, blob_id)
 
     async def read(
         self, blob_id: str, start: int = 0, end: int | None = None

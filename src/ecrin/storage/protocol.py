@@ -8,7 +8,7 @@ may be referenced by metadata. An uncommitted or aborted writer leaves nothing v
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class BlobWriter(Protocol):
@@ -48,3 +48,14 @@ class BlobStore(Protocol):
     async def clean_temporary(self, older_than: float) -> list[str]:
         """Remove unfinished writes left by a crash; returns what was removed."""
         ...
+
+
+@runtime_checkable
+class BlobImporter(Protocol):
+    """A store that can take a blob under an id chosen elsewhere.
+
+    Copying blobs between stores (`ecrin storage migrate`) keeps their ids, so metadata needs
+    no change. The writer behaves like `create()`'s: nothing is visible before `commit()`.
+    """
+
+    async def create_with_id(self, blob_id: str) -> BlobWriter: ...

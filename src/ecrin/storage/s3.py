@@ -362,6 +362,10 @@ class S3BlobStore:
     async def create(self) -> S3BlobWriter:
         return S3BlobWriter(self, secrets.token_hex(16))
 
+    async def create_with_id(self, blob_id: str) -> S3BlobWriter:
+        self.key(blob_id)  # refuses an id that is not one of ours
+        return S3BlobWriter(self, blob_id)
+
     async def read(
         self, blob_id: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
