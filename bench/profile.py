@@ -27,7 +27,14 @@ from bench.ecrin_server import EcrinServer
 from bench.processes import Credentials, open_for_workers, start
 from bench.scale import poll
 from bench.sizes import FULL, Sizes
-from bench.workloads import TINY_FILE, large_file, time_propfind, tree, upload_folder
+from bench.workloads import (
+    SETUP_CONCURRENCY,
+    TINY_FILE,
+    large_file,
+    time_propfind,
+    tree,
+    upload_folder,
+)
 
 Work = Callable[[DavClient, Sizes], Awaitable[object]]
 LINE_NUMBER = re.compile(r":\d+\)$")
@@ -43,7 +50,7 @@ async def _small_put(client: DavClient, sizes: Sizes) -> None:
 
 
 async def _small_get_setup(client: DavClient, sizes: Sizes) -> None:
-    await upload_folder(client, "g/", 100, sizes.concurrency)
+    await upload_folder(client, "g/", 100, SETUP_CONCURRENCY)
 
 
 async def _small_get(client: DavClient, sizes: Sizes) -> None:
@@ -54,7 +61,7 @@ async def _small_get(client: DavClient, sizes: Sizes) -> None:
 
 
 async def _listing_setup(client: DavClient, sizes: Sizes) -> None:
-    await upload_folder(client, "listing/", sizes.listing_files, sizes.concurrency)
+    await upload_folder(client, "listing/", sizes.listing_files, SETUP_CONCURRENCY)
 
 
 async def _listing(client: DavClient, sizes: Sizes) -> None:
@@ -98,13 +105,13 @@ def summarize(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def profile(name: str, sizes: Sizes, raw: Path, rate: int) -> float:
+def profile(name: str, sizes: Sizes, raw: Path, rate: int, fsync: bool = True) -> float:
     """Run workload `name` against a fresh Ecrin under py-spy; returns the profiled seconds."""
     setup, work = WORKLOADS.get(name, (_nothing, _nothing))
     base = Path(tempfile.mkdtemp(prefix="ecrin-profile-"))
     open_for_workers(base)
     credentials = Credentials("bench", "profile-password")
-    server = EcrinServer()
+    server = EcrinServer(fsync=fsync)
     try:
         server.prepare(base, credentials)
         running = start(server, base, credentials)
@@ -149,12 +156,17 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
     parser.add_argument("--top", type=int, default=40, help="functions to list")
     parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="run Ecrin with fsync = false (faster set-up for read workloads)",
+    )
     args = parser.parse_args()
     if not Path(py_spy()).exists() and shutil.which("py-spy") is None:
         sys.exit("py-spy is not installed: pip install -e '.[bench]'")
     sizes = replace(FULL, large_file_bytes=FULL.large_file_bytes // 4, poll_seconds=10.0)
     raw = args.raw or Path(tempfile.mkstemp(suffix=".txt", prefix="py-spy-")[1])
-    seconds = profile(args.workload, sizes, raw, args.rate)
+    seconds = profile(args.workload, sizes, raw, args.rate, fsync=not args.no_fsync)
     print(f"{args.workload}: {seconds:.1f} s profiled at {args.rate} Hz")
     print(summarize(raw, args.top))
     if args.raw is None:

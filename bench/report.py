@@ -15,6 +15,7 @@ NOTES = (
     "(synchronous=FULL) before it acknowledges a write; Apache, WsgiDAV and nginx do not fsync.",
     "Ecrin runs its embedded profile: one process, where Apache and nginx use several "
     "processes or threads across both cores.",
+    "Ecrin's DELETE moves a tree to the owner's trash (recoverable); the peers remove it.",
     "A ratio is Ecrin's median divided by the peer's: above 1 is better for rates (MB/s, "
     "files/s, req/s), below 1 is better for times, memory and latencies.",
     "The load client (aiohttp on uvloop) shares the machine with the server; its nginx numbers "
