@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import time
 
 from ecrin.app import blob_store_at
 from ecrin.core.errors import BadRequest
-from ecrin.services.storage_migration import MigrationProgress, StorageMigration
+from ecrin.services.storage_migration import (
+    MigrationProgress,
+    StorageMigration,
+    copy_key_records,
+)
 from ecrin.settings import Settings, load_settings
+from ecrin.storage.encryption.factory import key_records
+from ecrin.storage.protocol import BlobStore
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -54,9 +61,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             await destination.open()
             try:
                 migration = StorageMigration(source, destination)
-                return await migration.run(
+                progress = await migration.run(
                     jobs=args.jobs, verify_existing=args.verify_existing, on_progress=report
                 )
+                if settings.encryption:
+                    records = await _copy_key_records(
+                        settings, source, source_url, destination, args.to
+                    )
+                    print(f"{records} key records copied and verified", flush=True)
+                return progress
             finally:
                 await destination.close()
         finally:
@@ -77,6 +90,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+async def _copy_key_records(
+    settings: Settings, source: BlobStore, source_url: str, destination: BlobStore, to: str
+) -> int:
+    """Encryption at rest: the key records live beside the blobs, so they move with them."""
+    old = key_records(source, dataclasses.replace(settings, storage_url=source_url))
+    new = key_records(destination, dataclasses.replace(settings, storage_url=to))
+    await old.open()
+    try:
+        await new.open()
+        try:
+            return await copy_key_records(old, new)
+        finally:
+            await new.close()
+    finally:
+        await old.close()
 
 
 def add_storage_parser(

@@ -132,3 +132,61 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "verified by SHA-256" in output
     for blob_id, data in contents.items():
         assert (target / blob_id[:2] / blob_id[2:4] / blob_id).read_bytes() == data
+
+
+@pytest.mark.parametrize("destination", ["local", "s3"])
+def test_encrypted_contents_move_with_their_key_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], destination: str
+) -> None:
+    import asyncio
+    import dataclasses
+
+    import httpx
+
+    from ecrin.app import create_app
+    from ecrin.settings import Settings
+    from tests.support import PASSWORD, Dav
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = ["encryption = true", "fsync = false"]
+    if destination == "local":
+        target = f"file://{tmp_path / 'elsewhere'}"
+        cleanup = None
+    else:
+        target, key_id, secret = s3_test_location()
+        config += [f's3_access_key_id = "{key_id}"', f's3_secret_access_key = "{secret}"']
+        cleanup = (target, key_id, secret)
+    (data_dir / "ecrin.toml").write_text("\n".join(config) + "\n")
+    settings = Settings(data_dir=data_dir, encryption=True, fsync=False)
+    contents = os.urandom(3 * 1024 * 1024 + 5)
+
+    async def session(settings: Settings, upload: bool) -> bytes:
+        app = create_app(settings)
+        await app.runtime.open()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                alice = Dav(client, "alice", PASSWORD)
+                if upload:
+                    await app.runtime.services.accounts.create_user("alice", PASSWORD)
+                    await alice.put("/secret.bin", contents, status=201)
+                return (await alice.get("/secret.bin")).content
+        finally:
+            await app.runtime.close()
+
+    try:
+        assert asyncio.run(session(settings, upload=True)) == contents
+        with pytest.raises(SystemExit) as exited:
+            main(["storage", "migrate", "--data-dir", str(data_dir), "--to", target])
+        assert exited.value.code == 0, capsys.readouterr().out
+        assert "1 key records copied and verified" in capsys.readouterr().out
+        moved = dataclasses.replace(settings, storage_url=target)
+        if cleanup is not None:
+            moved = dataclasses.replace(
+                moved, s3_access_key_id=cleanup[1], s3_secret_access_key=cleanup[2]
+            )
+        assert asyncio.run(session(moved, upload=False)) == contents
+    finally:
+        if cleanup is not None:
+            asyncio.run(empty_s3_prefix(*cleanup))

@@ -9,6 +9,9 @@ Resumable by construction: a blob appears in the destination only when its commi
 complete, verified copies plus unfinished uploads that `clean_temporary` removes. The next
 run lists the destination and copies what is missing (`verify_existing` re-hashes the rest).
 
+With encryption at rest, the key records (small, replaceable) are copied too, all of them
+on every run, so a record rotated meanwhile is brought up to date by the next run.
+
 Metadata is not touched: ids do not change, so switching `storage_url` to the destination
 is the whole cut-over. Blobs written to the source during a run are picked up by a second
 run made after writes stop; blobs deleted meanwhile remain in the destination as orphans
@@ -23,7 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ecrin.core.errors import EcrinError, StorageError
+from ecrin.storage.encryption.records import KeyRecordStore
 from ecrin.storage.protocol import BlobImporter, BlobStore
+
+KEY_RECORD_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -108,3 +114,17 @@ class StorageMigration:
             await self.destination.delete(blob_id)
             raise StorageError(f"the copy of blob {blob_id} does not match the source")
         return size
+
+
+async def copy_key_records(source: KeyRecordStore, destination: KeyRecordStore) -> int:
+    """Copy every key record (replacing any already there), read back and compared."""
+    ids = [blob_id async for blob_id in source.list_ids()]
+    copied = 0
+    for start in range(0, len(ids), KEY_RECORD_BATCH):
+        batch = ids[start : start + KEY_RECORD_BATCH]
+        records = await source.get_many(batch)
+        await destination.put_many(records.items())
+        if await destination.get_many(batch) != records:
+            raise StorageError("a copied key record does not match the source")
+        copied += len(records)
+    return copied
