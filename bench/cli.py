@@ -16,7 +16,11 @@ from bench.sizes import FULL, QUICK, with_populated_files
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 DEFAULT_SERVERS: tuple[Server, ...] = (EcrinServer(), *PEERS)
-ALL_SERVERS: tuple[Server, ...] = (*DEFAULT_SERVERS, EcrinServer(fsync=False))
+ALL_SERVERS: tuple[Server, ...] = (
+    *DEFAULT_SERVERS,
+    EcrinServer(fsync=False),
+    EcrinServer(encryption=True),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         help="comma-separated servers to run, among: "
         + ", ".join(s.name for s in ALL_SERVERS)
-        + " (default: all but ecrin-nofsync)",
+        + " (default: all but ecrin-nofsync and ecrin-encrypted)",
     )
     parser.add_argument(
         "--populate",

@@ -2,7 +2,8 @@
 defaults), run with the `ecrin` command line of the Python environment running the benchmark.
 
 `EcrinServer(fsync=False)` ("ecrin-nofsync", only on request) is the same with `fsync = false`:
-it shows what durability costs, on the terms the peers run on."""
+it shows what durability costs, on the terms the peers run on. `EcrinServer(encryption=True)`
+("ecrin-encrypted", only on request) shows what encryption at rest costs."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ def _ecrin(*arguments: str) -> list[str]:
 
 
 class EcrinServer:
-    def __init__(self, fsync: bool = True) -> None:
+    def __init__(self, fsync: bool = True, encryption: bool = False) -> None:
         self.fsync = fsync
-        self.name = "ecrin" if fsync else "ecrin-nofsync"
-        self._environment = {**QUIET, "ECRIN_FSYNC": "true" if fsync else "false"}
+        self.encryption = encryption
+        self.name = ("ecrin" if fsync else "ecrin-nofsync") + ("-encrypted" if encryption else "")
+        self._environment = {
+            **QUIET,
+            "ECRIN_FSYNC": "true" if fsync else "false",
+            "ECRIN_ENCRYPTION": "true" if encryption else "false",
+        }
 
     def missing(self) -> str | None:
         return None
@@ -34,7 +40,11 @@ class EcrinServer:
         from ecrin import __version__
 
         durability = "fsync on" if self.fsync else "fsync OFF"
-        return f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, {durability}"
+        encrypted = ", encrypted at rest (key file)" if self.encryption else ""
+        return (
+            f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, "
+            f"{durability}{encrypted}"
+        )
 
     def prepare(self, directory: Path, credentials: Credentials) -> None:
         data = directory / "data"
