@@ -22,6 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+# Tests always name their S3 keys; never let botocore look for an instance profile instead.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
 
 def backend_setting(name: str, what: str) -> str:
     """The value of `name`, or skip (fail when back-ends are required) if it is unset."""
@@ -62,8 +65,8 @@ def s3_test_location() -> tuple[str, str, str]:
     prefix = (prefix + "/" if prefix else "") + "test-" + secrets.token_hex(6) + "/"
     return (
         urlunsplit(parts._replace(path="/" + prefix)),
-        os.environ.get("ECRIN_TEST_S3_ACCESS_KEY_ID", ""),
-        os.environ.get("ECRIN_TEST_S3_SECRET_ACCESS_KEY", ""),
+        backend_setting("ECRIN_TEST_S3_ACCESS_KEY_ID", "S3 access key"),
+        backend_setting("ECRIN_TEST_S3_SECRET_ACCESS_KEY", "S3 secret key"),
     )
 
 

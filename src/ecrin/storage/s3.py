@@ -44,7 +44,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from ecrin.core.errors import (
     BadRequest,
@@ -148,6 +153,8 @@ def map_s3_error(exc: BaseException, blob_id: str | None = None) -> EcrinError:
         if code in _BUSY:
             return Unavailable(f"S3 is busy ({code}); retry")
         return StorageError(f"S3 error {code or 'without a code'}")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StorageError("no S3 credentials: set s3_access_key_id and s3_secret_access_key")
     return Unavailable(f"S3 is unreachable ({type(exc).__name__})")
 
 
