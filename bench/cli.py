@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         temp_root=args.tmp_dir,
         keep=args.keep,
     )
-    results = run(options)
+    results = run(options, checkpoint=lambda partial: write_json(partial, args.output))
     print(render_text(results))
     write_json(results, args.output)
     print(f"\nresults written to {args.output}", file=sys.stderr)

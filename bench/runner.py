@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,10 +74,15 @@ def server_round(
     return measured
 
 
-def run(options: Options, progress: Progress = stderr_progress) -> dict[str, Any]:
+def run(
+    options: Options,
+    progress: Progress = stderr_progress,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run every round; `checkpoint` receives the results so far after each round."""
     started = time.perf_counter()
     sizes = options.sizes
-    results: dict[str, Any] = {
+    header: dict[str, Any] = {
         "schema": 1,
         "mode": options.mode,
         "rounds": options.rounds,
@@ -91,6 +97,17 @@ def run(options: Options, progress: Progress = stderr_progress) -> dict[str, Any
     open_for_workers(base)
     samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in options.servers}
     scale_samples: list[dict[str, float]] = []
+    instances: scale.ScaleInstances | None = None
+
+    def collect(rounds_done: int) -> dict[str, Any]:
+        results = dict(header, rounds_completed=rounds_done)
+        results["metrics"] = {name: summarize_rounds(rounds) for name, rounds in samples.items()}
+        results["scale"] = summarize_rounds(scale_samples)
+        if instances is not None:
+            results["population"] = asdict(instances.population)
+        results["duration_s"] = round(time.perf_counter() - started, 1)
+        return finish(results)
+
     try:
         instances = scale.prepare(base, sizes, credentials, progress) if options.scale else None
         for round_index in range(options.rounds):
@@ -104,14 +121,11 @@ def run(options: Options, progress: Progress = stderr_progress) -> dict[str, Any
                 scale_samples.append(
                     scale.run_round(instances, sizes, credentials, round_index, progress)
                 )
+            if checkpoint is not None:
+                checkpoint(collect(round_index + 1))
     finally:
         if options.keep:
             progress(f"kept the temporary data in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    results["metrics"] = {name: summarize_rounds(rounds) for name, rounds in samples.items()}
-    results["scale"] = summarize_rounds(scale_samples)
-    if instances is not None:
-        results["population"] = asdict(instances.population)
-    results["duration_s"] = round(time.perf_counter() - started, 1)
-    return finish(results)
+    return collect(options.rounds)
