@@ -1,4 +1,4 @@
-"""`ecrin keys …`: encryption keys at rest — status, new, rotate, retire."""
+"""`ecrin keys …`: encryption at rest — status, new, rotate, retire, encrypt-existing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from ecrin.app import Runtime, build_runtime
 from ecrin.core.errors import BadRequest, Conflict
 from ecrin.settings import Settings, load_settings
+from ecrin.storage.encryption.conversion import ConversionReport, encrypt_existing
 from ecrin.storage.encryption.key_file import new_kek_id
 from ecrin.storage.encryption.rotation import RotationReport, census, rotate
 from ecrin.storage.encryption.store import EncryptedBlobStore
@@ -21,7 +22,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _with_store(
-    args: argparse.Namespace, work: Callable[[EncryptedBlobStore, Runtime], Awaitable[Any]]
+    args: argparse.Namespace,
+    work: Callable[[EncryptedBlobStore, Runtime], Awaitable[Any]],
+    *,
+    allow_unencrypted: bool = False,
 ) -> Any:
     settings = _settings(args)
     if not settings.encryption:
@@ -29,9 +33,10 @@ def _with_store(
 
     async def main() -> Any:
         runtime = build_runtime(settings)
+        assert isinstance(runtime.blobs, EncryptedBlobStore)
+        runtime.blobs.allow_unencrypted = allow_unencrypted
         await runtime.open()
         try:
-            assert isinstance(runtime.blobs, EncryptedBlobStore)
             return await work(runtime.blobs, runtime)
         finally:
             await runtime.close()
@@ -134,6 +139,33 @@ def cmd_retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encrypt_existing(args: argparse.Namespace) -> int:
+    def progress(report: ConversionReport) -> None:
+        print(
+            f"examined {report.examined}: encrypted {report.encrypted} "
+            f"({report.bytes_encrypted} bytes), already encrypted {report.already}, "
+            f"failed {len(report.failed)}",
+            flush=True,
+        )
+
+    async def work(store: EncryptedBlobStore, _runtime: Runtime) -> ConversionReport:
+        return await encrypt_existing(store, progress=progress)
+
+    report: ConversionReport = _with_store(args, work, allow_unencrypted=True)
+    if report.orphans:
+        print(
+            f"{len(report.orphans)} encrypted bodies have no key record (left by interrupted "
+            "writes; `ecrin check --repair` removes those nothing references)"
+        )
+    if report.failed:
+        print(f"{len(report.failed)} blobs could not be encrypted (see the log):")
+        for blob_id, reason in list(report.failed.items())[:20]:
+            print(f"  {blob_id}: {reason}")
+        return 1
+    print(f"done: {report.encrypted} blobs encrypted and verified")
+    return 0
+
+
 def add_keys_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -166,3 +198,9 @@ def add_keys_parser(
         "--shred", action="store_true", help="even if blobs use it: they become unreadable"
     )
     retire.set_defaults(func=cmd_retire)
+    existing = commands.add_parser(
+        "encrypt-existing",
+        parents=[common],
+        help="encrypt blobs written before encryption was on (server stopped; resumable)",
+    )
+    existing.set_defaults(func=cmd_encrypt_existing)

@@ -17,6 +17,7 @@ StorageError and logs one line naming the blob: wrong bytes are never returned.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -44,7 +45,7 @@ from ecrin.storage.encryption.format import (
 )
 from ecrin.storage.encryption.keks import KeyEncryptionKeys
 from ecrin.storage.encryption.records import KeyRecordStore
-from ecrin.storage.protocol import BlobStore, BlobWriter
+from ecrin.storage.protocol import BlobImporter, BlobStore, BlobWriter
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,15 @@ class EncryptedBlobWriter:
         data_key: bytes,
         kek_id: str,
         wrapped_key: bytes,
+        *,
+        blob_id: str | None = None,
+        record_first: bool = False,
     ) -> None:
         self._store = store
         self._inner = inner
+        self._blob_id = blob_id
+        self._record_first = record_first
+        self.verify_segments = False  # decrypt each sealed segment again before writing it
         self._data_key = data_key
         self._aead = AESGCM(data_key)
         self._prefix = secrets.token_bytes(NONCE_PREFIX_SIZE)
@@ -94,11 +101,11 @@ class EncryptedBlobWriter:
     def _seal(self, plaintext: bytes | memoryview, final: bool) -> bytes:
         if self._index >= MAX_SEGMENTS:
             raise StorageError("the blob is too large for the encryption format")
-        sealed = self._aead.encrypt(
-            nonce(self._prefix, self._index),
-            plaintext,
-            segment_aad(self._index, final, self._size),
-        )
+        segment_nonce = nonce(self._prefix, self._index)
+        aad = segment_aad(self._index, final, self._size)
+        sealed = self._aead.encrypt(segment_nonce, plaintext, aad)
+        if self.verify_segments and self._aead.decrypt(segment_nonce, sealed, aad) != plaintext:
+            raise StorageError("a sealed segment does not decrypt to its plaintext")
         self._index += 1
         return sealed
 
@@ -135,13 +142,41 @@ class EncryptedBlobWriter:
             kek_id=self._kek_id,
             wrapped_key=self._wrapped_key,
         )
-        blob_id = await self._inner.commit()
-        record = dataclasses.replace(record, header_tag=header_tag(self._data_key, record, blob_id))
-        try:
-            await self._store.records.put_many([(blob_id, record.encode())])
-        except BaseException:
+        records = self._store.records
+        if self._blob_id is None:  # the inner store names the blob at its commit
+            blob_id = await self._inner.commit()
+            record = dataclasses.replace(
+                record, header_tag=header_tag(self._data_key, record, blob_id)
+            )
+            try:
+                await records.put_many([(blob_id, record.encode())])
+            except BaseException:
+                await self._store.inner.delete(blob_id)
+                raise
+            return blob_id
+        blob_id = self._blob_id
+        encoded = dataclasses.replace(
+            record, header_tag=header_tag(self._data_key, record, blob_id)
+        ).encode()
+        if self._record_first:
+            # Replacing a body in place (encrypt-existing): the record must be durable
+            # before the old body goes, or a crash would leave a body nobody can read.
+            await records.put_many([(blob_id, encoded)])
+            try:
+                await self._inner.commit()
+            except BaseException:
+                await records.delete(blob_id)
+                raise
+            return blob_id
+        # A new id nobody knows yet: flush the body and the record at the same time.
+        outcomes = await asyncio.gather(
+            self._inner.commit(), records.put_many([(blob_id, encoded)]), return_exceptions=True
+        )
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            await records.delete(blob_id)
             await self._store.inner.delete(blob_id)
-            raise
+            raise failure
         return blob_id
 
     async def abort(self) -> None:
@@ -167,12 +202,14 @@ class EncryptedBlobStore:
         self.segment_size = segment_size
         self._configured_kek_id = kek_id
         self.kek_id = kek_id
+        # Only `ecrin keys encrypt-existing` opens a store over unencrypted contents.
+        self.allow_unencrypted = False
 
     async def open(self) -> None:
         await self.inner.open()
         await self.records.open()
         first_start = not await self.records.any()
-        if first_start:
+        if first_start and not self.allow_unencrypted:
             await self._refuse_unencrypted_contents()
         await self.keks.open(first_start=first_start)
         self.kek_id = check_kek_id(self._configured_kek_id or await self.keks.default_id())
@@ -190,9 +227,9 @@ class EncryptedBlobStore:
                 head += chunk
             if head != PROLOGUE:
                 raise StorageError(
-                    "encryption is on but this instance already holds unencrypted contents; "
-                    "encrypting existing data is not supported yet: turn encryption off, or "
-                    "start from an empty storage"
+                    "encryption is on but this instance already holds unencrypted contents: "
+                    "with the server stopped, run `ecrin keys encrypt-existing` first "
+                    "(docs/encryption.md)"
                 )
 
     async def close(self) -> None:
@@ -202,16 +239,37 @@ class EncryptedBlobStore:
 
     async def create(self, *, kek_id: str | None = None) -> EncryptedBlobWriter:
         """A writer; `kek_id` picks another KEK (e.g. a tenant's) than the current one."""
+        if isinstance(self.inner, BlobImporter):
+            # Naming the blob now lets its record be flushed while its body is.
+            return await self._writer(secrets.token_hex(16), kek_id, record_first=False)
+        return await self._writer(None, kek_id, record_first=False)
+
+    async def create_with_id(
+        self, blob_id: str, *, kek_id: str | None = None
+    ) -> EncryptedBlobWriter:
+        """A writer that replaces (or creates) the blob `blob_id`, its key record first."""
+        return await self._writer(blob_id, kek_id, record_first=True)
+
+    async def _writer(
+        self, blob_id: str | None, kek_id: str | None, *, record_first: bool
+    ) -> EncryptedBlobWriter:
         kek = check_kek_id(kek_id) if kek_id else self.kek_id
         data_key = secrets.token_bytes(DATA_KEY_SIZE)
         wrapped = await self.keks.wrap(kek, data_key)
-        inner = await self.inner.create()
+        if blob_id is None:
+            inner = await self.inner.create()
+        elif isinstance(self.inner, BlobImporter):
+            inner = await self.inner.create_with_id(blob_id)
+        else:
+            raise StorageError("this blob store cannot write under a chosen id")
         try:
             await inner.write(PROLOGUE)
         except BaseException:
             await inner.abort()
             raise
-        return EncryptedBlobWriter(self, inner, data_key, kek, wrapped)
+        return EncryptedBlobWriter(
+            self, inner, data_key, kek, wrapped, blob_id=blob_id, record_first=record_first
+        )
 
     async def key_record(self, blob_id: str) -> KeyRecord:
         data = await self.records.get(blob_id)
