@@ -91,13 +91,12 @@ async def test_ranged_get_across_segment_boundaries(alice: Dav) -> None:
     assert suffix.content == data[-70000:]
 
 
-async def _get_never_wrong(alice: Dav, path: str, expected: bytes, **headers: str) -> None:
+async def _get_never_wrong(alice: Dav, path: str, **headers: str) -> None:
     """The client gets an error status or a broken transfer, never wrong bytes."""
     try:
         response = await alice.get(path, status=None, **headers)
     except (EcrinError, httpx.HTTPError):
         return
-    assert response.status_code >= 500 or response.content != expected[: len(response.content)]
     assert response.status_code >= 500, f"{response.status_code}: served bytes after tampering"
 
 
@@ -124,7 +123,7 @@ async def test_tampered_storage_is_never_served(
         response = await alice.get("/victim.bin", status=500)
         assert data[:100] not in response.content
     else:
-        await _get_never_wrong(alice, "/victim.bin", data)
+        await _get_never_wrong(alice, "/victim.bin")
         # Ranges inside intact segments still read correctly.
         ok = await alice.get("/victim.bin", status=206, range="bytes=0-999")
         assert ok.content == data[:1000]

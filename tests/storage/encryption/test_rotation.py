@@ -57,6 +57,35 @@ async def test_rotation_rewrites_only_records_and_is_idempotent(tmp_path: Path) 
         assert decode_record(record_path(store, blob_id).read_bytes(), blob_id).kek_id == "kek-new"
 
 
+async def test_rotation_is_online_readers_and_writers_carry_on(tmp_path: Path) -> None:
+    store = data_dir_store(tmp_path)
+    await store.open()
+    blobs = {await put(store, content(i)): content(i) for i in range(200)}
+    await store.keks.create("kek-new")
+    done = asyncio.Event()
+    reads = 0
+
+    async def reader() -> None:
+        nonlocal reads
+        rng = random.Random(3)
+        ids = list(blobs)
+        while not done.is_set():
+            blob_id = rng.choice(ids)
+            assert await get(store, blob_id) == blobs[blob_id]
+            reads += 1
+
+    async def rotator() -> None:
+        try:
+            report = await rotate(store, "kek-new", batch_size=10)
+            assert report.rewrapped == 200
+        finally:
+            done.set()
+
+    await asyncio.gather(reader(), reader(), rotator())
+    assert reads >= 5  # reads really ran while records were being replaced
+    assert (await census(store)).by_kek == {"kek-new": 200}
+
+
 async def test_rotation_reports_corrupt_records_and_skips_deleted_blobs(tmp_path: Path) -> None:
     store = data_dir_store(tmp_path)
     await store.open()
