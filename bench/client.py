@@ -55,8 +55,9 @@ def count_responses(multistatus: bytes) -> int:
 class DavClient:
     """One session; `connections` caps the keep-alive connections it opens."""
 
-    def __init__(self, endpoint: Endpoint, connections: int = 64) -> None:
+    def __init__(self, endpoint: Endpoint, connections: int = 64, folder: str = "") -> None:
         self.endpoint = endpoint
+        self.folder = folder  # paths are relative to this folder of the WebDAV root
         self._connections = connections
         token = base64.b64encode(f"{endpoint.user}:{endpoint.password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
@@ -84,6 +85,12 @@ class DavClient:
         if self._session is not None:
             await self._session.close()
 
+    def within(self, folder: str) -> DavClient:
+        """A client for `folder` (ends with "/") that shares this one's connections."""
+        inner = DavClient(self.endpoint, self._connections, self.folder + folder)
+        inner._session = self.session
+        return inner
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -91,8 +98,8 @@ class DavClient:
         return self._session
 
     def url(self, path: str) -> str:
-        """The URL of `path` relative to the user's WebDAV root ("a/b.bin", "folder/")."""
-        return self.endpoint.base_url + quote(path.lstrip("/"))
+        """The URL of `path` relative to the client's folder ("a/b.bin", "folder/")."""
+        return self.endpoint.base_url + quote(self.folder + path.lstrip("/"))
 
     async def request(
         self,

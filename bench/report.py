@@ -20,8 +20,9 @@ NOTES = (
     "files/s, req/s), below 1 is better for times, memory and latencies.",
     "The load client (aiohttp on uvloop) shares the machine with the server; its nginx numbers "
     "are the ceiling of what it can drive.",
-    "Each round starts every server afresh on an empty folder, in a rotated order; values are "
-    "medians over rounds, with the min-max range.",
+    "Each round restarts every server, in a rotated order; a server keeps its folder from "
+    "round to round (the folder PROPFIND lists is uploaded once). Values are medians over "
+    "rounds, with the min-max range.",
 )
 
 

@@ -1,4 +1,4 @@
-"""Rounds: each round starts every server afresh (rotated order) and runs the same workloads."""
+"""Rounds: each round restarts every server (in a rotated order) and runs the same workloads."""
 
 from __future__ import annotations
 
@@ -44,30 +44,38 @@ def rotated(servers: tuple[Server, ...], round_index: int) -> list[Server]:
     return [*servers[shift:], *servers[:shift]]
 
 
-async def _session(endpoint: Endpoint, sizes: Sizes, progress: Progress) -> dict[str, float]:
+async def _session(
+    endpoint: Endpoint, sizes: Sizes, round_index: int, progress: Progress
+) -> dict[str, float]:
     async with DavClient(endpoint, connections=max(64, sizes.concurrency)) as client:
-        return await run_workloads(client, sizes, progress)
+        return await run_workloads(client, sizes, round_index, progress)
 
 
 def server_round(
-    server: Server, directory: Path, sizes: Sizes, credentials: Credentials, progress: Progress
+    server: Server,
+    directory: Path,
+    sizes: Sizes,
+    credentials: Credentials,
+    round_index: int,
+    progress: Progress,
 ) -> dict[str, float]:
-    """Start `server` on an empty folder, run workloads (1)-(4), sample its memory (5)."""
-    directory.mkdir()
-    open_for_workers(directory)
-    try:
+    """Start `server` on its folder, run workloads (1)-(4), sample its memory (5), stop it.
+
+    The folder is prepared on the first round and kept for the next ones (the big folder
+    PROPFIND lists is uploaded once); every round starts a new server process."""
+    if not directory.exists():
+        directory.mkdir()
+        open_for_workers(directory)
         server.prepare(directory, credentials)
-        running = start(server, directory, credentials)
-        sampler = PeakRssSampler(running.pid).start()
-        try:
-            measured = run_async(
-                _session(running.endpoint, sizes, lambda m: progress(f"{server.name} {m}"))
-            )
-        finally:
-            peak = sampler.stop()
-            running.stop()
+    running = start(server, directory, credentials)
+    sampler = PeakRssSampler(running.pid).start()
+    try:
+        measured = run_async(
+            _session(running.endpoint, sizes, round_index, lambda m: progress(f"{server.name} {m}"))
+        )
     finally:
-        shutil.rmtree(directory, ignore_errors=True)  # frees the big files before the next server
+        peak = sampler.stop()
+        running.stop()
     measured["peak_rss_mib"] = peak.total_mib
     measured["peak_rss_process_mib"] = peak.largest_process_mib
     progress(f"{server.name} peak RSS {peak.total_mib:.0f} MiB ({peak.largest_process_mib:.0f})")
@@ -113,9 +121,10 @@ def run(
         for round_index in range(options.rounds):
             progress(f"round {round_index + 1}/{options.rounds}")
             for server in rotated(options.servers, round_index):
-                folder = base / f"round{round_index}-{server.name}"
                 samples[server.name].append(
-                    server_round(server, folder, sizes, credentials, progress)
+                    server_round(
+                        server, base / server.name, sizes, credentials, round_index, progress
+                    )
                 )
             if instances is not None:
                 scale_samples.append(
