@@ -92,13 +92,27 @@ async def metadata_round(url: str, writers: int, transactions: int) -> dict[str,
 
             return run
 
-        async def listings() -> int:
-            root_user = users[0].id
+        async with store.write() as tx:  # a folder of 100 files to list
+            listed = await tx.insert_user(
+                "lister" + secrets.token_hex(3), "l", "x", None, False, NOW
+            )
+            home = await tx.root_node(listed.id)
+            for n in range(100):
+                await tx.insert_node(
+                    parent_id=home.id,
+                    owner_id=listed.id,
+                    name=f"file-{n}",
+                    kind=NodeKind.FILE,
+                    size=1,
+                    mtime=NOW,
+                    now=NOW,
+                )
 
+        async def listings() -> int:
             async def reader() -> None:
                 for _ in range(transactions // writers):
                     async with store.read() as tx:
-                        root = await tx.root_node(root_user)
+                        root = await tx.root_node(listed.id)
                         await tx.children(root.id)
 
             await asyncio.gather(*(reader() for _ in range(writers)))
