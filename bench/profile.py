@@ -105,8 +105,12 @@ def summarize(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def profile(name: str, sizes: Sizes, raw: Path, rate: int, fsync: bool = True) -> float:
-    """Run workload `name` against a fresh Ecrin under py-spy; returns the profiled seconds."""
+def profile(
+    name: str, sizes: Sizes, raw: Path, rate: int, fsync: bool = True
+) -> tuple[float, object]:
+    """Run workload `name` against a fresh Ecrin under py-spy.
+
+    Returns the profiled seconds and what the workload measured (under py-spy: indicative)."""
     setup, work = WORKLOADS.get(name, (_nothing, _nothing))
     base = Path(tempfile.mkdtemp(prefix="ecrin-profile-"))
     open_for_workers(base)
@@ -127,9 +131,9 @@ def profile(name: str, sizes: Sizes, raw: Path, rate: int, fsync: bool = True) -
             time.sleep(1.0)  # py-spy attaches
             started = time.perf_counter()
             if name == "poll":
-                run_async(poll(running.endpoint, sizes))
+                measured: object = run_async(poll(running.endpoint, sizes))
             else:
-                run_async(_with_client(running.endpoint, sizes, work))
+                measured = run_async(_with_client(running.endpoint, sizes, work))
             elapsed = time.perf_counter() - started
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -137,7 +141,7 @@ def profile(name: str, sizes: Sizes, raw: Path, rate: int, fsync: bool = True) -
             running.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    return elapsed
+    return elapsed, measured
 
 
 def py_spy() -> str:
@@ -145,9 +149,9 @@ def py_spy() -> str:
     return str(beside) if beside.exists() else shutil.which("py-spy") or "py-spy"
 
 
-async def _with_client(endpoint: Endpoint, sizes: Sizes, work: Work) -> None:
+async def _with_client(endpoint: Endpoint, sizes: Sizes, work: Work) -> object:
     async with DavClient(endpoint, connections=max(64, sizes.pollers)) as client:
-        await work(client, sizes)
+        return await work(client, sizes)
 
 
 def main() -> None:
@@ -166,8 +170,10 @@ def main() -> None:
         sys.exit("py-spy is not installed: pip install -e '.[bench]'")
     sizes = replace(FULL, large_file_bytes=FULL.large_file_bytes // 4, poll_seconds=10.0)
     raw = args.raw or Path(tempfile.mkstemp(suffix=".txt", prefix="py-spy-")[1])
-    seconds = profile(args.workload, sizes, raw, args.rate, fsync=not args.no_fsync)
+    seconds, measured = profile(args.workload, sizes, raw, args.rate, fsync=not args.no_fsync)
     print(f"{args.workload}: {seconds:.1f} s profiled at {args.rate} Hz")
+    if measured is not None:
+        print(f"measured (under py-spy): {measured}")
     print(summarize(raw, args.top))
     if args.raw is None:
         raw.unlink(missing_ok=True)
