@@ -356,8 +356,13 @@ class S3BlobStore:
         try:
             with s3_errors():
                 await client.head_bucket(Bucket=self.location.bucket)
-        except EcrinError:
+        except EcrinError as error:
             await stack.aclose()
+            cause = error.__cause__
+            if isinstance(cause, ClientError) and _error_code(cause) in _MISSING:
+                raise StorageError(
+                    f"the S3 bucket {self.location.bucket!r} does not exist"
+                ) from cause
             raise
         self._stack, self._client = stack, client
 
