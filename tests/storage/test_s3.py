@@ -128,3 +128,27 @@ async def test_a_read_cut_mid_stream_resumes(s3: tuple[S3Location, S3Options]) -
         await direct.close()
         proxy.close()
         await proxy.wait_closed()
+
+
+async def test_objects_from_parts_get_more_time_before_they_count_as_old(
+    s3: tuple[S3Location, S3Options],
+) -> None:
+    import time
+
+    from ecrin.storage.s3 import MULTIPART_AGE_MARGIN
+
+    store = S3BlobStore(*s3)
+    await store.open()
+    try:
+        small = await store.create()
+        await small.write(b"small")
+        small_id = await small.commit()
+        large = await store.create()
+        await large.write(os.urandom(MIN_PART_SIZE + 1))
+        large_id = await large.commit()
+        soon = time.time() + 60
+        assert {b async for b in store.list_blobs(older_than=soon)} == {small_id}
+        later = soon + MULTIPART_AGE_MARGIN
+        assert {b async for b in store.list_blobs(older_than=later)} == {small_id, large_id}
+    finally:
+        await store.close()

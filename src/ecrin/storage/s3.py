@@ -69,6 +69,10 @@ READ_CHUNK = 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 MAX_PARTS = 10_000  # S3's ceiling
 _PARTS_PER_STEP = 1000  # part size grows by one base size every 1000 parts: up to ~440 GB
+# S3 may date an object put together from parts by when its upload began, not when it
+# completed; list_blobs(older_than) therefore gives such objects this much more time, so
+# `ecrin check` cannot take a long upload whose metadata is being committed for an orphan.
+MULTIPART_AGE_MARGIN = 24 * 3600.0
 _URL_OPTIONS = {"endpoint", "region", "addressing_style"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _BUSY = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "Throttling", "503"}
@@ -442,8 +446,12 @@ class S3BlobStore:
                     name = item["Key"][len(prefix) :]
                     if not _is_blob_id(name):
                         continue
-                    if older_than is not None and item["LastModified"].timestamp() >= older_than:
-                        continue
+                    if older_than is not None:
+                        limit = older_than
+                        if "-" in item.get("ETag", ""):  # assembled from parts
+                            limit -= MULTIPART_AGE_MARGIN
+                        if item["LastModified"].timestamp() >= limit:
+                            continue
                     yield name
 
     async def clean_temporary(self, older_than: float) -> list[str]:
