@@ -1,10 +1,13 @@
-"""Encryption at rest: the cost of EncryptedBlobStore over the same local blob store.
+"""Encryption at rest: what it costs, plain and encrypted side by side.
 
-    python -m bench.encryption [--large-mib 256] [--small-count 2000] [--rounds 3] [--no-fsync]
+    python -m bench.encryption [--level store|app] [--large-mib 256] [--small-count 2000]
+                               [--rounds 3] [--no-fsync]
 
-Runs plain and encrypted side by side, interleaved round by round (so a busy neighbour hurts
-both alike), and keeps each one's best round: large-file write and read in MB/s, small-file
-(4 KiB) write and read in files/s, and the overhead of encryption in percent.
+`store`: the same local blob store, bare and wrapped in EncryptedBlobStore. `app`: the whole
+app in process (httpx over ASGI: authentication, metadata commits, streaming), PUT and GET.
+Plain and encrypted run interleaved round by round (so a busy neighbour hurts both alike),
+and each keeps its best round: large-file write and read in MB/s, small-file (4 KiB) write
+and read in files/s, and the overhead of encryption in percent.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from bench.machine import describe_machine
@@ -79,7 +82,58 @@ async def measure(store: BlobStore, large_mib: int, small_count: int) -> dict[st
     return result
 
 
-def run(large_mib: int, small_count: int, rounds: int, fsync: bool) -> dict[str, object]:
+async def measure_app(
+    root: Path, encryption: bool, fsync: bool, large_mib: int, small_count: int
+) -> dict[str, float]:
+    import httpx
+
+    from ecrin.app import create_app
+    from ecrin.settings import Settings
+
+    app = create_app(Settings(data_dir=root, fsync=fsync, encryption=encryption))
+    await app.runtime.open()
+    password = "bench password " + os.urandom(4).hex()
+    await app.runtime.services.accounts.create_user("bench", password)
+    auth = ("bench", password)
+    base = "/remote.php/dav/files/bench"
+    chunk = os.urandom(CHUNK)
+    small = os.urandom(SMALL)
+    result: dict[str, float] = {}
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(large_mib):
+            yield chunk
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        started = time.perf_counter()
+        response = await client.put(f"{base}/large", content=body(), auth=auth)
+        assert response.status_code == 201, response.status_code
+        result["large_write_mb_s"] = large_mib * CHUNK / 1e6 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        total = 0
+        async with client.stream("GET", f"{base}/large", auth=auth) as streamed:
+            async for piece in streamed.aiter_bytes():
+                total += len(piece)
+        assert total == large_mib * CHUNK
+        result["large_read_mb_s"] = total / 1e6 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(small_count):
+            response = await client.put(f"{base}/s{i}", content=small, auth=auth)
+            assert response.status_code == 201
+        result["small_write_files_s"] = small_count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(small_count):
+            response = await client.get(f"{base}/s{i}", auth=auth)
+            assert response.content == small
+        result["small_read_files_s"] = small_count / (time.perf_counter() - started)
+    await app.runtime.close()
+    return result
+
+
+def run(
+    large_mib: int, small_count: int, rounds: int, fsync: bool, level: str = "store"
+) -> dict[str, object]:
     kinds: dict[str, Callable[[Path, bool], BlobStore]] = {
         "plain": plain_store,
         "encrypted": encrypted_store,
@@ -89,7 +143,11 @@ def run(large_mib: int, small_count: int, rounds: int, fsync: bool) -> dict[str,
         for kind, make in kinds.items():
             root = Path(tempfile.mkdtemp(prefix=f"ecrin-bench-{kind}-"))
             try:
-                numbers = asyncio.run(measure(make(root, fsync), large_mib, small_count))
+                if level == "app":
+                    work = measure_app(root, kind == "encrypted", fsync, large_mib, small_count)
+                else:
+                    work = measure(make(root, fsync), large_mib, small_count)
+                numbers = asyncio.run(work)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             for name, value in numbers.items():
@@ -101,6 +159,7 @@ def run(large_mib: int, small_count: int, rounds: int, fsync: bool) -> dict[str,
     return {
         "machine": describe_machine(),
         "parameters": {
+            "level": level,
             "large_mib": large_mib,
             "small_count": small_count,
             "small_bytes": SMALL,
@@ -119,8 +178,9 @@ def main() -> None:
     parser.add_argument("--small-count", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-fsync", action="store_true", help="measure CPU cost only")
+    parser.add_argument("--level", choices=("store", "app"), default="store")
     args = parser.parse_args()
-    report = run(args.large_mib, args.small_count, args.rounds, not args.no_fsync)
+    report = run(args.large_mib, args.small_count, args.rounds, not args.no_fsync, args.level)
     print(json.dumps(report, indent=2))
     print(f"{'':22} {'plain':>10} {'encrypted':>10} {'slower':>8}")
     for name, value in report["plain"].items():  # type: ignore[attr-defined]
