@@ -370,3 +370,18 @@ async def test_reads_run_beside_a_writer(metadata_store: MetadataStore) -> None:
         await add_node(tx, root, "uncommitted")
         async with metadata_store.read() as reader:
             assert await reader.children(root.id) == []
+
+
+async def test_adding_a_member_twice_leaves_the_transaction_usable(
+    metadata_store: MetadataStore,
+) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        group = await tx.insert_group("staff", "Staff", NOW)
+        assert await tx.add_member(group.id, alice.id)
+        assert not await tx.add_member(group.id, alice.id)
+        root = await tx.root_node(alice.id)
+        await add_node(tx, root, "after")  # the transaction goes on
+    async with metadata_store.read() as tx:
+        assert [u.name for u in await tx.group_members(group.id)] == ["alice"]
+        assert await tx.child(root.id, "after") is not None

@@ -926,9 +926,11 @@ class SqlTransaction:
 
     async def add_member(self, group_id: int, user_id: int) -> bool:
         try:
-            await self._conn.execute(
-                insert(group_members).values(group_id=group_id, user_id=user_id)
-            )
+            # A savepoint: on PostgreSQL a failed statement would abort the whole transaction.
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(group_members).values(group_id=group_id, user_id=user_id)
+                )
         except IntegrityError:
             return False
         return True
