@@ -145,8 +145,8 @@ async def test_unauthenticated_requests_get_401_with_a_challenge(
     attempts: list[tuple[str, tuple[str, str] | None]] = [
         (method, None) for method in [m for m, _, _ in VERBS] + ["MOVE", "COPY"]
     ]
-    for credentials in (("alice", "wrong password"), ("nobody", PASSWORD), ("alice", "")):
-        attempts += [(method, credentials) for method in ("GET", "PUT", "PROPFIND", "DELETE")]
+    for bad in (("alice", "wrong password"), ("nobody", PASSWORD), ("alice", "")):
+        attempts += [(method, bad) for method in ("GET", "PUT", "PROPFIND", "DELETE")]
     for method, credentials in attempts:
         response = await client.request(
             method,
