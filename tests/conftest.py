@@ -16,7 +16,10 @@ from tests.support import PASSWORD, Dav
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", fsync=False)
+    # Cheap password hashing: the tests create many users; production keeps the defaults.
+    return Settings(
+        data_dir=tmp_path / "data", fsync=False, argon2_time_cost=1, argon2_memory_kib=1024
+    )
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from ecrin import __version__
 from ecrin.auth.credential_cache import CredentialCache
+from ecrin.auth.passwords import PasswordHashing
 from ecrin.core.clock import Clock, SystemClock
 from ecrin.dav.app import PREFIXES, DavApp
 from ecrin.db.sql import SqlMetadataStore
@@ -86,6 +87,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock,
         RetentionPolicy(settings.versions_max_count, settings.versions_max_age_days * 86400.0),
     )
+    hashing = PasswordHashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     sharing = SharingService(
         metadata,
         clock,
@@ -94,12 +96,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             settings.link_max_expiry_days,
             settings.link_default_expiry_days,
         ),
+        hashing,
     )
     trash_policy = TrashPolicy(
         settings.trash_retention_days * 86400.0, settings.trash_max_quota_share
     )
     accounts = AccountService(
-        metadata, blobs, clock, cache, default_quota_bytes=settings.default_quota_bytes or None
+        metadata,
+        blobs,
+        clock,
+        cache,
+        default_quota_bytes=settings.default_quota_bytes or None,
+        hashing=hashing,
     )
     uploads = ChunkedUploadService(
         metadata, blobs, files, clock, lifetime_seconds=settings.upload_expiry_seconds

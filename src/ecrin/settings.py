@@ -106,6 +106,13 @@ SETTINGS: tuple[Setting, ...] = (
         "their chunks.",
     ),
     Setting(
+        "argon2_time_cost",
+        int,
+        3,
+        "argon2id iterations for password hashes (raise for more resistance to guessing).",
+    ),
+    Setting("argon2_memory_kib", int, 65536, "argon2id memory per password hash, in KiB."),
+    Setting(
         "credential_cache_seconds",
         int,
         60,
@@ -245,6 +252,8 @@ class Settings:
     lock_default_timeout: int = 1800
     lock_max_timeout: int = 7 * 24 * 3600
     upload_expiry_seconds: int = 24 * 3600
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
     credential_cache_seconds: int = 60
     trusted_proxies: str = ""
     public_url: str = ""

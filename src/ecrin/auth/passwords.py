@@ -8,20 +8,28 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-
 APP_PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class PasswordHashing:
+    """argon2id with the given costs (the defaults are the library's recommendation)."""
 
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        # Verified against when a login names no user, so the answer takes as long as a
+        # wrong password and does not tell which user names exist.
+        self._decoy = self._hasher.hash(secrets.token_hex(16))
 
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._decoy, password) and bool(
+                password_hash
+            )
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def generate_password(length: int = 20) -> str:

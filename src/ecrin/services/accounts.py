@@ -6,12 +6,7 @@ import asyncio
 import logging
 
 from ecrin.auth.credential_cache import CredentialCache
-from ecrin.auth.passwords import (
-    generate_app_password,
-    hash_app_password,
-    hash_password,
-    verify_password,
-)
+from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_app_password
 from ecrin.core.clock import Clock
 from ecrin.core.errors import BadRequest, NotFound
 from ecrin.core.model import AppPassword, User
@@ -39,7 +34,9 @@ class AccountService:
         clock: Clock,
         cache: CredentialCache,
         default_quota_bytes: int | None = None,
+        hashing: PasswordHashing | None = None,
     ) -> None:
+        self.hashing = hashing or PasswordHashing()
         self.metadata = metadata
         self.blobs = blobs
         self.clock = clock
@@ -58,7 +55,7 @@ class AccountService:
         name = _check_user_name(name)
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await asyncio.to_thread(self.hashing.hash, password)
         async with self.metadata.write() as tx:
             return await tx.insert_user(
                 name,
@@ -95,7 +92,7 @@ class AccountService:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
         user = await self.get_user(name)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await asyncio.to_thread(self.hashing.hash, password)
         async with self.metadata.write() as tx:
             await tx.set_password_hash(user.id, password_hash)
         self.cache.forget_user(user.id)
@@ -150,6 +147,7 @@ class AccountService:
         async with self.metadata.read() as tx:
             user = await tx.user_by_name(login)
             if user is None:
+                await asyncio.to_thread(self.hashing.verify, None, password)  # same time
                 return None
             if cached == user.id:
                 return user
@@ -158,9 +156,7 @@ class AccountService:
         if app_password is not None:
             async with self.metadata.write() as tx:
                 await tx.touch_app_password(app_password.id, self.clock.now())
-        elif password_hash is None or not await asyncio.to_thread(
-            verify_password, password_hash, password
-        ):
+        elif not await asyncio.to_thread(self.hashing.verify, password_hash, password):
             return None
         self.cache.put(login, password, user.id)
         return user

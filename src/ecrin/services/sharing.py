@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ecrin.auth.passwords import hash_password, verify_password
+from ecrin.auth.passwords import PasswordHashing
 from ecrin.core.clock import Clock
 from ecrin.core.errors import (
     BadRequest,
@@ -71,7 +71,14 @@ class ShareView:
 
 
 class SharingService:
-    def __init__(self, metadata: MetadataStore, clock: Clock, policy: LinkPolicy) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        clock: Clock,
+        policy: LinkPolicy,
+        hashing: PasswordHashing | None = None,
+    ) -> None:
+        self.hashing = hashing or PasswordHashing()
         self.metadata = metadata
         self.clock = clock
         self.policy = policy
@@ -180,7 +187,7 @@ class SharingService:
             return None
         if len(password) < 8:
             raise BadRequest("link passwords have at least 8 characters")
-        return await asyncio.to_thread(hash_password, password)
+        return await asyncio.to_thread(self.hashing.hash, password)
 
     def _expiry(self, request: ShareRequest) -> float | None:
         if request.share_type is not ShareType.LINK:
@@ -375,7 +382,7 @@ class SharingService:
         if (
             share.password_hash is not None
             and not proven
-            and not await _password_ok(share.password_hash, password)
+            and not await self._password_ok(share.password_hash, password)
         ):
             recent.append(now)
             self._failures[key] = recent
@@ -384,6 +391,11 @@ class SharingService:
             raise Unauthorized("this link needs its password")
         self._failures.pop(key, None)
         return link_visitor(share)
+
+    async def _password_ok(self, password_hash: str, password: str | None) -> bool:
+        if not password:
+            return False
+        return await asyncio.to_thread(self.hashing.verify, password_hash, password)
 
     async def link_share(self, token: str) -> Share:
         async with self.metadata.read() as tx:
@@ -411,12 +423,6 @@ def link_visitor(share: Share) -> User:
         is_admin=False,
         link_share_id=share.id,
     )
-
-
-async def _password_ok(password_hash: str, password: str | None) -> bool:
-    if not password:
-        return False
-    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 async def _folder_path(tx: MetadataTransaction, node_id: int) -> str:
