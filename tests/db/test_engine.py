@@ -7,6 +7,7 @@ import pytest
 from ecrin.core.errors import BadRequest, EcrinError, StorageError, Unavailable
 from ecrin.db.engine import normalise_url
 from ecrin.db.sql import SqlMetadataStore
+from tests.backends import postgres_database
 
 
 @pytest.mark.parametrize(
@@ -44,3 +45,17 @@ async def test_an_unreachable_postgresql_is_an_ecrin_error() -> None:
         assert isinstance(raised.value, StorageError | Unavailable)
     finally:
         await store.close()
+
+
+async def test_a_pool_with_no_free_connection_answers_busy() -> None:
+    async with postgres_database() as url:
+        store = SqlMetadataStore(url, durable=False, pool_size=1)
+        store.engine.sync_engine.pool._timeout = 0.2  # type: ignore[attr-defined]
+        await store.open()
+        try:
+            async with store.read(), store.read():  # the pool lends 1 + 1 in a burst
+                with pytest.raises(Unavailable):
+                    async with store.read():
+                        pass
+        finally:
+            await store.close()

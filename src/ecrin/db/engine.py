@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrin.core.errors import BadRequest, Conflict, EcrinError, StorageError, Unavailable
@@ -114,8 +115,10 @@ def map_database_error(exc: BaseException) -> EcrinError:
             return Unavailable(f"database busy: {_RETRYABLE_SQLSTATES[state]}; retry")
         if state is not None and state.startswith("22"):  # data exception: too long, bad value
             return BadRequest("a value does not fit the database")
+        if "database is locked" in str(exc.orig):  # SQLite: busy_timeout ran out
+            return Unavailable("database busy: another process holds the write lock; retry")
         return StorageError(f"database error: {type(exc.orig).__name__}")
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, PoolTimeout | TimeoutError):
         return Unavailable("no database connection became free in time; retry")
     return StorageError(f"database unreachable: {type(exc).__name__}")
 
