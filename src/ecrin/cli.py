@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     if not hasattr(args, "config"):
         args.config = None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema upgrades log their own
     try:
         code = args.func(args)
     except EcrinError as error:

@@ -105,3 +105,10 @@ async def test_the_etag_is_checked_at_commit_time(alice: Dav) -> None:
     await alice.put("/docs/f.txt", b"first writer", status=204, if_match=etag)
     await alice.put("/docs/f.txt", b"second writer", status=412, if_match=etag)
     assert (await alice.get("/docs/f.txt")).content == b"first writer"
+
+
+async def test_if_match_uses_strong_comparison(alice: Dav) -> None:
+    created = await alice.put("/strong.txt", b"one", status=201)
+    etag = created.headers["etag"]
+    await alice.put("/strong.txt", b"two", status=412, if_match=f"W/{etag}")
+    await alice.put("/strong.txt", b"two", status=204, if_match=etag)

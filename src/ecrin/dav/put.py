@@ -14,10 +14,15 @@ from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_
 from ecrin.services.files import WriteConditions
 
 
-def _etags(header: str | None) -> tuple[str, ...] | None:
+def _etags(header: str | None, *, weak: bool) -> tuple[str, ...] | None:
+    """The entity tags of If-Match (strong comparison: weak tags never match, RFC 9110
+    13.1.1) or If-None-Match (weak comparison)."""
     if header is None:
         return None
-    return tuple(e.strip().removeprefix("W/").strip('"') for e in header.split(",") if e.strip())
+    tags = [e.strip() for e in header.split(",") if e.strip()]
+    if not weak:
+        tags = [t for t in tags if not t.startswith("W/")] or ["\x00no match"]
+    return tuple(t.removeprefix("W/").strip('"') for t in tags)
 
 
 def declared_length(ctx: DavContext) -> int | None:
@@ -51,8 +56,8 @@ async def handle(ctx: DavContext) -> Response:
     existing = await ctx.services.files.lookup(ctx.home, ctx.path)
     await ctx.guard_write(membership=existing is None)
     conditions = WriteConditions(
-        if_match=_etags(ctx.header("if-match")),
-        if_none_match=_etags(ctx.header("if-none-match")),
+        if_match=_etags(ctx.header("if-match"), weak=False),
+        if_none_match=_etags(ctx.header("if-none-match"), weak=True),
     )
     mtime = ctx.mtime()
     result = await ctx.services.files.upload(
