@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from pathlib import Path
@@ -129,4 +130,63 @@ async def test_tampered_wrapped_key_is_refused(softhsm: SoftHsm, tmp_path: Path)
     path.write_bytes(bytes(raw))
     with pytest.raises(StorageError):
         await get(store, blob_id)
+    await store.close()
+
+
+async def test_the_app_refuses_to_start_without_the_token_or_pin_and_says_why(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    from ecrin.app import create_app
+    from ecrin.settings import Settings
+
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("0000\n")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        fsync=False,
+        encryption=True,
+        kek_provider="pkcs11",
+        pkcs11_module=softhsm.module,
+        pkcs11_token_label=softhsm.token_label,
+        pkcs11_pin_file=str(pin_file),
+        kek_id=label(),
+    )
+    for changes, reason in [
+        ({}, "PIN of the PKCS#11 token 'ecrin-test' was refused"),
+        ({"pkcs11_token_label": "unplugged"}, "no PKCS#11 token labelled 'unplugged'"),
+        ({"pkcs11_pin_file": str(tmp_path / "nowhere")}, "cannot read the PKCS#11 PIN file"),
+    ]:
+        app = create_app(dataclasses.replace(settings, **changes))
+        try:
+            with pytest.raises(KeyUnavailable, match=reason):
+                await app.runtime.open()
+        finally:
+            await app.runtime.close()
+
+
+# python-pkcs11 finalises a search begun on a dead session in __del__, where the library's
+# own error can only be "ignored": that is the token going away, which this test is about.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_token_lost_while_serving_refuses_reads_then_recovers(
+    softhsm: SoftHsm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keks = Pkcs11Keys(softhsm.module, softhsm.token_label, pin=softhsm.pin)
+    kek = label()
+    await keks.open(first_start=True)
+    await keks.create(kek)
+    store = hsm_store(tmp_path, keks, kek)
+    await store.open()
+    blob_id = await put(store, b"held by the token")
+    session = keks._session
+    assert session is not None
+    session.close()  # the token goes away under the server's feet: reconnected once
+    assert await get(store, blob_id) == b"held by the token"
+    keks._session.close()  # type: ignore[union-attr]
+    keks.token_label = "unplugged"  # and now it does not come back
+    caplog.clear()
+    with pytest.raises(KeyUnavailable, match="not available"):
+        await get(store, blob_id)
+    assert any("unplugged" in r.getMessage() for r in caplog.records)
+    keks.token_label = softhsm.token_label  # plugged in again
+    assert await get(store, blob_id) == b"held by the token"
     await store.close()

@@ -74,7 +74,11 @@ class Pkcs11Keys:
         return f"PKCS#11 token {self.token_label!r} ({self.module})"
 
     async def open(self, *, first_start: bool) -> None:
-        await asyncio.to_thread(self._locked, self._connect)
+        def connect() -> None:
+            if self._session is None:  # opening twice must not leak a logged-in session
+                self._connect()
+
+        await asyncio.to_thread(self._locked, connect)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._locked, self._disconnect)
