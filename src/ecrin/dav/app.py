@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ecrin.core.errors import EcrinError, MethodNotAllowed, NotFound, Unauthorized
+from ecrin.core.errors import MethodNotAllowed, NotFound, Unauthorized
 from ecrin.core.model import User
 from ecrin.core.paths import DavPath, decode_url_path
 from ecrin.dav import (
@@ -30,7 +30,7 @@ from ecrin.dav import (
     versions,
 )
 from ecrin.dav.context import DavContext
-from ecrin.dav.errors import dav_error_response, internal_error_response
+from ecrin.dav.errors import serve_dav
 from ecrin.http.authentication import authenticate, basic_credentials
 from ecrin.services.container import Services
 from ecrin.services.sharing import LINK_COOKIE
@@ -111,18 +111,7 @@ class DavApp:
         self.handlers = {**HANDLERS, **(extra_handlers or {})}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response = await self.respond(request)
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        try:
-            return await self._dispatch(request)
-        except EcrinError as error:
-            return dav_error_response(error, head=request.method == "HEAD")
-        except Exception:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return internal_error_response()
+        await serve_dav(scope, receive, send, self._dispatch)
 
     async def _dispatch(self, request: Request) -> Response:
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").partition("?")[0]

@@ -21,7 +21,6 @@ from starlette.types import Receive, Scope, Send
 
 from ecrin.core.errors import (
     BadRequest,
-    EcrinError,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -29,7 +28,7 @@ from ecrin.core.errors import (
     UnsupportedMediaType,
 )
 from ecrin.core.paths import decode_url_path
-from ecrin.dav.errors import dav_error_response, internal_error_response
+from ecrin.dav.errors import serve_dav
 from ecrin.dav.responses import empty
 from ecrin.http.authentication import authenticate
 from ecrin.nextcloud import upload_assembly, upload_listing
@@ -68,18 +67,7 @@ class UploadsApp:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response = await self.respond(request)
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        try:
-            return await self._dispatch(request)
-        except EcrinError as error:
-            return dav_error_response(error, head=request.method == "HEAD")
-        except Exception:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return internal_error_response()
+        await serve_dav(scope, receive, send, self._dispatch)
 
     async def _dispatch(self, request: Request) -> Response:
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").partition("?")[0]

@@ -393,17 +393,9 @@ class FileService:
         """Rename or move; O(depth) whatever lies below. Returns True if created."""
         _check_transfer(source, destination)
         now = self.clock.now()
-        released: list[str] = []
         async with self.metadata.write() as tx:
             src = await resolve_existing(tx, user, source, now)
-            dst = await resolve(tx, user, destination, now)
-            created = dst.node is None
-            if dst.node is not None:
-                if not overwrite:
-                    raise PreconditionFailed(f"{destination} exists and Overwrite is F")
-                dst.require(Permission.DELETE)
-                released = await self._replace(tx, user, dst, now)
-                dst = await resolve(tx, user, destination, now)
+            dst, created = await self._clear_destination(tx, user, destination, overwrite, now)
             if src.mount is not None:
                 await self._move_mount(tx, user, src, dst, destination)
                 return created
@@ -425,7 +417,6 @@ class FileService:
             await tx.move_node(node.id, dst.parent.id, destination.name)
             await propagate_change(tx, node.parent_id, -node.size)
             await propagate_change(tx, dst.parent.id, node.size)
-        await self.discard(released)
         return created
 
     async def _move_mount(
@@ -444,16 +435,28 @@ class FileService:
         await propagate_change(tx, src.parent.id)
         await propagate_change(tx, dst.parent.id)
 
-    async def _replace(
-        self, tx: MetadataTransaction, user: User, found: Resolved, now: float
-    ) -> list[str]:
-        """Clear the way for an overwriting MOVE/COPY: the old item goes to the trash."""
-        if found.mount is not None:
-            await self._unmount(tx, user, found.mount, found.share)
-            await propagate_change(tx, found.parent.id)
+    async def _clear_destination(
+        self,
+        tx: MetadataTransaction,
+        user: User,
+        destination: DavPath,
+        overwrite: bool,
+        now: float,
+    ) -> tuple[Resolved, bool]:
+        """Where a MOVE or COPY lands, and whether it creates it. An item in the way is
+        replaced only with `Overwrite: T`: it goes to the trash (a mount point is left)."""
+        dst = await resolve(tx, user, destination, now)
+        if dst.node is None:
+            return dst, True
+        if not overwrite:
+            raise PreconditionFailed(f"{destination} exists and Overwrite is F")
+        dst.require(Permission.DELETE)
+        if dst.mount is not None:
+            await self._unmount(tx, user, dst.mount, dst.share)
+            await propagate_change(tx, dst.parent.id)
         else:
-            await self.move_to_trash(tx, user, found, now)
-        return []
+            await self.move_to_trash(tx, user, dst, now)
+        return await resolve(tx, user, destination, now), False
 
     async def copy(
         self,
@@ -469,14 +472,7 @@ class FileService:
         now = self.clock.now()
         async with self.metadata.write() as tx:
             src = await resolve_existing(tx, user, source, now)
-            dst = await resolve(tx, user, destination, now)
-            created = dst.node is None
-            if dst.node is not None:
-                if not overwrite:
-                    raise PreconditionFailed(f"{destination} exists and Overwrite is F")
-                dst.require(Permission.DELETE)
-                await self._replace(tx, user, dst, now)
-                dst = await resolve(tx, user, destination, now)
+            dst, created = await self._clear_destination(tx, user, destination, overwrite, now)
             dst.require(Permission.CREATE, on_parent=True)
             entries = await tx.subtree(src.existing().id)
             if not recursive:
