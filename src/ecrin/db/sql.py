@@ -16,10 +16,11 @@ name still meet the unique constraint and give Conflict. Reads see one snapshot
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Row
@@ -65,35 +66,26 @@ from ecrin.db.schema import (
     versions,
 )
 
+_T = TypeVar("_T")
+
+
+def _record(cls: type[_T], row: Row[Any], **converted: Any) -> _T:
+    """A model record from a row whose columns carry the record's field names."""
+    columns = row._mapping
+    values = {
+        f.name: columns[f.name]
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # records are dataclasses
+        if f.name in columns and f.name not in converted
+    }
+    return cls(**values, **converted)
+
 
 def _user(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        name=row.name,
-        display_name=row.display_name,
-        quota_bytes=row.quota_bytes,
-        used_bytes=row.used_bytes,
-        is_admin=row.is_admin,
-        tenant=row.tenant,
-    )
+    return _record(User, row)
 
 
 def _node(row: Row[Any]) -> Node:
-    return Node(
-        id=row.id,
-        parent_id=row.parent_id,
-        owner_id=row.owner_id,
-        name=row.name,
-        kind=NodeKind(row.kind),
-        size=row.size,
-        mtime=row.mtime,
-        revision=row.revision,
-        blob_id=row.blob_id,
-        sha256=row.sha256,
-        content_type=row.content_type,
-        created_at=row.created_at,
-        checksums=row.checksums,
-    )
+    return _record(Node, row, kind=NodeKind(row.kind))
 
 
 def _lock(row: Row[Any]) -> Lock:
@@ -111,62 +103,19 @@ def _lock(row: Row[Any]) -> Lock:
 
 
 def _share(row: Row[Any]) -> Share:
-    return Share(
-        id=row.id,
-        share_type=ShareType(row.share_type),
-        node_id=row.node_id,
-        node_owner_id=row.node_owner_id,
-        created_by=row.created_by,
-        parent_share_id=row.parent_share_id,
-        share_with_user=row.share_with_user,
-        share_with_group=row.share_with_group,
-        permissions=row.permissions,
-        token=row.token,
-        password_hash=row.password_hash,
-        expires_at=row.expires_at,
-        label=row.label,
-        note=row.note,
-        hide_download=row.hide_download,
-        created_at=row.created_at,
-    )
+    return _record(Share, row, share_type=ShareType(row.share_type))
 
 
 def _version(row: Row[Any]) -> Version:
-    return Version(
-        id=row.id,
-        node_id=row.node_id,
-        blob_id=row.blob_id,
-        size=row.size,
-        sha256=row.sha256,
-        checksums=row.checksums,
-        mtime=row.mtime,
-        created_at=row.created_at,
-        author_id=row.author_id,
-    )
+    return _record(Version, row)
 
 
 def _trash_item(row: Row[Any]) -> TrashItem:
-    return TrashItem(
-        id=row.id,
-        node_id=row.node_id,
-        owner_id=row.owner_id,
-        original_parent_id=row.original_parent_id,
-        original_name=row.original_name,
-        original_path=row.original_path,
-        size=row.size,
-        deleted_at=row.deleted_at,
-        deleted_by=row.deleted_by,
-    )
+    return _record(TrashItem, row)
 
 
 def _app_password(row: Row[Any]) -> AppPassword:
-    return AppPassword(
-        id=row.id,
-        user_id=row.user_id,
-        name=row.name,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-    )
+    return _record(AppPassword, row)
 
 
 def _upload_session(row: Row[Any]) -> UploadSession:
