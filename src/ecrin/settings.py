@@ -1,4 +1,5 @@
-"""Every setting, declared once: name, type, default, help. Env var `ECRIN_<NAME>`.
+"""Every setting, declared once in `Settings`: name, type, default, help. Env var
+`ECRIN_<NAME>`.
 
 Precedence (highest first): explicit overrides (CLI flags) > environment > config file
 (TOML, `ecrin.toml` in the data directory or `--config`) > defaults. The configuration
@@ -13,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from ecrin.core.errors import BadRequest
 
@@ -29,189 +30,6 @@ class Setting:
     @property
     def env_var(self) -> str:
         return "ECRIN_" + self.name.upper()
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "data_dir",
-        Path,
-        Path("ecrin-data"),
-        "Folder holding the SQLite database, blobs and the config file.",
-    ),
-    Setting("host", str, "127.0.0.1", "Address to listen on."),
-    Setting("port", int, 8080, "TCP port to listen on."),
-    Setting("workers", int, 1, "Number of server processes (needs a shared database)."),
-    Setting(
-        "database_url",
-        str,
-        "",
-        "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir.",
-    ),
-    Setting(
-        "database_pool_size",
-        int,
-        10,
-        "PostgreSQL connections each server process keeps open (as many again in bursts).",
-    ),
-    Setting(
-        "storage_url",
-        str,
-        "",
-        "Where file contents live: empty means `file://<data_dir>/blobs`; "
-        "`s3://bucket/prefix?endpoint=URL&region=NAME` stores them in an S3 bucket.",
-    ),
-    Setting(
-        "s3_access_key_id",
-        str,
-        "",
-        "S3 access key; empty means the usual AWS chain (AWS_* variables, config files).",
-    ),
-    Setting("s3_secret_access_key", str, "", "S3 secret key.", secret=True),
-    Setting(
-        "s3_part_size",
-        int,
-        8 * 1024 * 1024,
-        "Uploads larger than this go to S3 in parts of this size (at least 5 MiB); "
-        "each upload in flight buffers one part in memory.",
-    ),
-    Setting(
-        "s3_max_attempts",
-        int,
-        5,
-        "Attempts per S3 request (with exponential backoff) before the request fails.",
-    ),
-    Setting(
-        "default_quota_bytes", int, 0, "Quota given to new users, in bytes; 0 means unlimited."
-    ),
-    Setting(
-        "max_upload_bytes",
-        int,
-        0,
-        "Largest single request body accepted, in bytes; 0 means unlimited.",
-    ),
-    Setting("max_xml_bytes", int, 1_048_576, "Largest XML request body accepted, in bytes."),
-    Setting("max_xml_depth", int, 64, "Deepest XML element nesting accepted."),
-    Setting(
-        "lock_default_timeout",
-        int,
-        1800,
-        "WebDAV lock timeout in seconds when the client asks for none or 'Infinite'.",
-    ),
-    Setting("lock_max_timeout", int, 7 * 24 * 3600, "Longest WebDAV lock timeout granted."),
-    Setting(
-        "upload_expiry_seconds",
-        int,
-        24 * 3600,
-        "Chunked uploads (Nextcloud clients) idle for longer than this are removed with "
-        "their chunks.",
-    ),
-    Setting(
-        "argon2_time_cost",
-        int,
-        3,
-        "argon2id iterations for password hashes (raise for more resistance to guessing).",
-    ),
-    Setting("argon2_memory_kib", int, 65536, "argon2id memory per password hash, in KiB."),
-    Setting(
-        "credential_cache_seconds",
-        int,
-        60,
-        "How long a verified credential is trusted without a new argon2 check.",
-    ),
-    Setting(
-        "trusted_proxies",
-        str,
-        "",
-        "Comma-separated proxy addresses whose X-Forwarded-* headers are trusted.",
-    ),
-    Setting(
-        "public_url",
-        str,
-        "",
-        "The URL users reach Ecrin at, if behind a proxy (used in printed links).",
-    ),
-    Setting("log_level", str, "info", "Logging level: debug, info, warning, error."),
-    Setting(
-        "fsync",
-        bool,
-        True,
-        "Flush contents and metadata to stable storage before acknowledging a write. "
-        "Turning this off risks data loss on power failure.",
-    ),
-    Setting(
-        "encryption",
-        bool,
-        False,
-        "Encrypt file contents at rest (AES-256-GCM, one data key per file, wrapped by a "
-        "key-encryption key that only you hold). See docs/encryption.md.",
-    ),
-    Setting(
-        "kek_provider",
-        str,
-        "file",
-        "Where key-encryption keys live: `file` (a local key file) or `pkcs11` (an HSM).",
-    ),
-    Setting(
-        "kek_file",
-        str,
-        "",
-        "The key file of the `file` provider; empty means `<data_dir>/encryption.keys`. "
-        "Created at first start: back it up, away from the data.",
-    ),
-    Setting(
-        "kek_id",
-        str,
-        "",
-        "Key-encryption key for new files; empty means the key file's last key. "
-        "Required with `pkcs11` (the key's label in the token).",
-    ),
-    Setting(
-        "versions_max_count",
-        int,
-        50,
-        "Most earlier versions kept per file (besides thinning: one per 2 s, per minute, "
-        "per hour, per day, then per week as they age); 0 means no count limit.",
-    ),
-    Setting(
-        "versions_max_age_days", int, 0, "Versions older than this are deleted; 0 means never."
-    ),
-    Setting(
-        "trash_retention_days",
-        int,
-        30,
-        "Items stay this many days in the trash before they are purged; 0 means until purged.",
-    ),
-    Setting(
-        "trash_max_quota_share",
-        float,
-        0.5,
-        "The trash may hold at most this share of its owner's quota (oldest items go first); "
-        "0 means no cap.",
-    ),
-    Setting("link_enforce_password", bool, False, "Every public link must have a password."),
-    Setting(
-        "link_max_expiry_days",
-        int,
-        0,
-        "Public links must expire within this many days; 0 means they may live forever.",
-    ),
-    Setting(
-        "link_default_expiry_days",
-        int,
-        0,
-        "Expiry given to a public link created without one, in days; 0 means none.",
-    ),
-    Setting("pkcs11_module", str, "", "Path of the PKCS#11 module (`.so`) of the HSM."),
-    Setting("pkcs11_token_label", str, "", "Label of the PKCS#11 token holding the keys."),
-    Setting(
-        "pkcs11_pin_file",
-        str,
-        "",
-        "File holding the PIN of the PKCS#11 token (keep it readable by Ecrin only).",
-    ),
-)
-
-_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -232,47 +50,180 @@ def _coerce(setting: Setting, value: Any) -> Any:
         ) from exc
 
 
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "secret": secret})
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("ecrin-data")
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    database_url: str = ""
-    database_pool_size: int = 10
-    storage_url: str = ""
-    s3_access_key_id: str = ""
-    s3_secret_access_key: str = ""
-    s3_part_size: int = 8 * 1024 * 1024
-    s3_max_attempts: int = 5
-    default_quota_bytes: int = 0
-    max_upload_bytes: int = 0
-    max_xml_bytes: int = 1_048_576
-    max_xml_depth: int = 64
-    lock_default_timeout: int = 1800
-    lock_max_timeout: int = 7 * 24 * 3600
-    upload_expiry_seconds: int = 24 * 3600
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 65536
-    credential_cache_seconds: int = 60
-    trusted_proxies: str = ""
-    public_url: str = ""
-    log_level: str = "info"
-    fsync: bool = True
-    versions_max_count: int = 50
-    versions_max_age_days: int = 0
-    trash_retention_days: int = 30
-    trash_max_quota_share: float = 0.5
-    link_enforce_password: bool = False
-    link_max_expiry_days: int = 0
-    link_default_expiry_days: int = 0
-    encryption: bool = False
-    kek_provider: str = "file"
-    kek_file: str = ""
-    kek_id: str = ""
-    pkcs11_module: str = ""
-    pkcs11_token_label: str = ""
-    pkcs11_pin_file: str = ""
+    """Every setting: its type, default and help, in one place."""
+
+    data_dir: Path = _setting(
+        Path("ecrin-data"),
+        "Folder holding the SQLite database, blobs and the config file.",
+    )
+    host: str = _setting(
+        "127.0.0.1",
+        "Address to listen on.",
+    )
+    port: int = _setting(
+        8080,
+        "TCP port to listen on.",
+    )
+    workers: int = _setting(
+        1,
+        "Number of server processes (needs a shared database).",
+    )
+    database_url: str = _setting(
+        "",
+        "SQLAlchemy URL of the metadata database; empty means SQLite in the data dir.",
+    )
+    database_pool_size: int = _setting(
+        10,
+        "PostgreSQL connections each server process keeps open (as many again in bursts).",
+    )
+    storage_url: str = _setting(
+        "",
+        "Where file contents live: empty means `file://<data_dir>/blobs`; "
+        "`s3://bucket/prefix?endpoint=URL&region=NAME` stores them in an S3 bucket.",
+    )
+    s3_access_key_id: str = _setting(
+        "",
+        "S3 access key; empty means the usual AWS chain (AWS_* variables, config files).",
+    )
+    s3_secret_access_key: str = _setting(
+        "",
+        "S3 secret key.",
+        secret=True,
+    )
+    s3_part_size: int = _setting(
+        8 * 1024 * 1024,
+        "Uploads larger than this go to S3 in parts of this size (at least 5 MiB); each upload in "
+        "flight buffers one part in memory.",
+    )
+    s3_max_attempts: int = _setting(
+        5,
+        "Attempts per S3 request (with exponential backoff) before the request fails.",
+    )
+    default_quota_bytes: int = _setting(
+        0,
+        "Quota given to new users, in bytes; 0 means unlimited.",
+    )
+    max_upload_bytes: int = _setting(
+        0,
+        "Largest single request body accepted, in bytes; 0 means unlimited.",
+    )
+    max_xml_bytes: int = _setting(
+        1_048_576,
+        "Largest XML request body accepted, in bytes.",
+    )
+    max_xml_depth: int = _setting(
+        64,
+        "Deepest XML element nesting accepted.",
+    )
+    lock_default_timeout: int = _setting(
+        1800,
+        "WebDAV lock timeout in seconds when the client asks for none or 'Infinite'.",
+    )
+    lock_max_timeout: int = _setting(
+        7 * 24 * 3600,
+        "Longest WebDAV lock timeout granted.",
+    )
+    upload_expiry_seconds: int = _setting(
+        24 * 3600,
+        "Chunked uploads (Nextcloud clients) idle for longer than this are removed with their "
+        "chunks.",
+    )
+    argon2_time_cost: int = _setting(
+        3,
+        "argon2id iterations for password hashes (raise for more resistance to guessing).",
+    )
+    argon2_memory_kib: int = _setting(
+        65536,
+        "argon2id memory per password hash, in KiB.",
+    )
+    credential_cache_seconds: int = _setting(
+        60,
+        "How long a verified credential is trusted without a new argon2 check.",
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "Comma-separated proxy addresses whose X-Forwarded-* headers are trusted.",
+    )
+    public_url: str = _setting(
+        "",
+        "The URL users reach Ecrin at, if behind a proxy (used in printed links).",
+    )
+    log_level: str = _setting(
+        "info",
+        "Logging level: debug, info, warning, error.",
+    )
+    fsync: bool = _setting(
+        True,
+        "Flush contents and metadata to stable storage before acknowledging a write. Turning this "
+        "off risks data loss on power failure.",
+    )
+    encryption: bool = _setting(
+        False,
+        "Encrypt file contents at rest (AES-256-GCM, one data key per file, wrapped by a key-"
+        "encryption key that only you hold). See docs/encryption.md.",
+    )
+    kek_provider: str = _setting(
+        "file",
+        "Where key-encryption keys live: `file` (a local key file) or `pkcs11` (an HSM).",
+    )
+    kek_file: str = _setting(
+        "",
+        "The key file of the `file` provider; empty means `<data_dir>/encryption.keys`. Created at"
+        " first start: back it up, away from the data.",
+    )
+    kek_id: str = _setting(
+        "",
+        "Key-encryption key for new files; empty means the key file's last key. Required with "
+        "`pkcs11` (the key's label in the token).",
+    )
+    versions_max_count: int = _setting(
+        50,
+        "Most earlier versions kept per file (besides thinning: one per 2 s, per minute, per hour,"
+        " per day, then per week as they age); 0 means no count limit.",
+    )
+    versions_max_age_days: int = _setting(
+        0,
+        "Versions older than this are deleted; 0 means never.",
+    )
+    trash_retention_days: int = _setting(
+        30,
+        "Items stay this many days in the trash before they are purged; 0 means until purged.",
+    )
+    trash_max_quota_share: float = _setting(
+        0.5,
+        "The trash may hold at most this share of its owner's quota (oldest items go first); 0 "
+        "means no cap.",
+    )
+    link_enforce_password: bool = _setting(
+        False,
+        "Every public link must have a password.",
+    )
+    link_max_expiry_days: int = _setting(
+        0,
+        "Public links must expire within this many days; 0 means they may live forever.",
+    )
+    link_default_expiry_days: int = _setting(
+        0,
+        "Expiry given to a public link created without one, in days; 0 means none.",
+    )
+    pkcs11_module: str = _setting(
+        "",
+        "Path of the PKCS#11 module (`.so`) of the HSM.",
+    )
+    pkcs11_token_label: str = _setting(
+        "",
+        "Label of the PKCS#11 token holding the keys.",
+    )
+    pkcs11_pin_file: str = _setting(
+        "",
+        "File holding the PIN of the PKCS#11 token (keep it readable by Ecrin only).",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -292,6 +243,14 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_TYPES = get_type_hints(Settings)
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, _TYPES[f.name], f.default, f.metadata["help"], f.metadata["secret"])
+    for f in dataclasses.fields(Settings)
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def load_settings(
