@@ -105,6 +105,18 @@ class Settings:
         5,
         "Attempts per S3 request (with exponential backoff) before the request fails.",
     )
+    redis_url: str = _setting(
+        "",
+        "Redis or Valkey server the processes of one instance coordinate through "
+        "(`redis://host:port/db`): credential revocation, link-password throttling, upload "
+        "assembly leases, change notifications. Empty means inside one process only; set "
+        "it when running several workers or hosts.",
+    )
+    redis_key_prefix: str = _setting(
+        "ecrin:",
+        "Prefix of every key and channel Ecrin uses in Redis (instances sharing a server "
+        "need different ones).",
+    )
     default_quota_bytes: int = _setting(
         0,
         "Quota given to new users, in bytes; 0 means unlimited.",
