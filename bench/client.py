@@ -19,6 +19,9 @@ from urllib.parse import quote
 import aiohttp
 
 READ_CHUNK = 1024 * 1024
+# The client drops a connection idle this long, before any server's own idle timeout (uvicorn's
+# is 5 s), so a request never races a server closing an idle keep-alive connection.
+IDLE_SECONDS = 2.0
 RESPONSE_END = re.compile(rb"</(?:[A-Za-z][\w.-]*:)?response\s*>")
 
 PROPFIND_ALLPROP = (
@@ -55,17 +58,27 @@ def count_responses(multistatus: bytes) -> int:
 class DavClient:
     """One session; `connections` caps the keep-alive connections it opens."""
 
-    def __init__(self, endpoint: Endpoint, connections: int = 64, folder: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        connections: int = 64,
+        folder: str = "",
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
         self.endpoint = endpoint
         self.folder = folder  # paths are relative to this folder of the WebDAV root
         self._connections = connections
+        self._idle_seconds = idle_seconds
         token = base64.b64encode(f"{endpoint.user}:{endpoint.password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> DavClient:
         connector = aiohttp.TCPConnector(
-            limit=self._connections, limit_per_host=self._connections, ttl_dns_cache=None
+            limit=self._connections,
+            limit_per_host=self._connections,
+            ttl_dns_cache=None,
+            keepalive_timeout=self._idle_seconds,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -87,7 +100,9 @@ class DavClient:
 
     def within(self, folder: str) -> DavClient:
         """A client for `folder` (ends with "/") that shares this one's connections."""
-        inner = DavClient(self.endpoint, self._connections, self.folder + folder)
+        inner = DavClient(
+            self.endpoint, self._connections, self.folder + folder, self._idle_seconds
+        )
         inner._session = self.session
         return inner
 
@@ -109,6 +124,22 @@ class DavClient:
         *,
         data: bytes | AsyncIterator[bytes] | None = None,
         headers: dict[str, str] | None = None,
+    ) -> bytes:
+        try:
+            return await self._send(method, path, expect, data, headers)
+        except aiohttp.ClientConnectionError:
+            if data is not None and not isinstance(data, bytes):
+                raise  # a streamed body cannot be sent again
+            # The server closed a pooled connection as the request left: send it once more.
+            return await self._send(method, path, expect, data, headers)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        expect: Iterable[int],
+        data: bytes | AsyncIterator[bytes] | None,
+        headers: dict[str, str] | None,
     ) -> bytes:
         async with self.session.request(
             method, self.url(path), data=data, headers=headers

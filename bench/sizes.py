@@ -40,8 +40,8 @@ FULL = Sizes(
     populated_files=10_000_000,
     scale_listing_files=1_000,
     pollers=1_000,
-    poll_interval_seconds=10.0,  # Nextcloud's desktop client polls every 30 s
-    poll_seconds=40.0,
+    poll_interval_seconds=3.0,  # under uvicorn's 5 s keep-alive timeout: connections stay open
+    poll_seconds=30.0,
 )
 
 QUICK = Sizes(
