@@ -5,6 +5,7 @@
 - `ECRIN_TEST_S3_URL` (`s3://bucket/?endpoint=…&region=…`) with `ECRIN_TEST_S3_ACCESS_KEY_ID`
   and `ECRIN_TEST_S3_SECRET_ACCESS_KEY`: each test works under a prefix of its own, emptied
   afterwards.
+- `ECRIN_TEST_REDIS_URL`: a Redis (or Valkey) server; each test uses a key prefix of its own.
 
 `scripts/services/start-postgres.sh` and `start-s3.sh` start both on loopback; `scripts/test`
 does so itself when `CI` or `ECRIN_TEST_BACKENDS=1` is set, and then sets
@@ -84,3 +85,22 @@ async def empty_s3_prefix(url: str, access_key_id: str, secret_access_key: str) 
             await store.delete(blob_id)
     finally:
         await store.close()
+
+
+def redis_test_location() -> tuple[str, str]:
+    """(Redis URL, a key prefix of this test's own) for `ECRIN_TEST_REDIS_URL`."""
+    url = backend_setting("ECRIN_TEST_REDIS_URL", "Redis")
+    return url, "ecrin-test-" + secrets.token_hex(6) + ":"
+
+
+async def empty_redis_prefix(url: str, prefix: str) -> None:
+    """Remove every key a test left under its prefix."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

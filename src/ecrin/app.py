@@ -18,6 +18,8 @@ from starlette.types import Receive, Scope, Send
 from ecrin import __version__
 from ecrin.auth.credential_cache import CredentialCache
 from ecrin.auth.passwords import PasswordHashing
+from ecrin.coordination.factory import coordination_from_url
+from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock, SystemClock
 from ecrin.dav.app import PREFIXES, DavApp
 from ecrin.db.sql import SqlMetadataStore
@@ -33,6 +35,7 @@ from ecrin.services.groups import GroupService
 from ecrin.services.housekeeping import housekeep_once, interval_for, run_housekeeping
 from ecrin.services.locks import LockService
 from ecrin.services.login_flows import LoginFlowService
+from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.properties import PropertyService
 from ecrin.services.sharing import LinkPolicy, SharingService
 from ecrin.services.trash import TrashPolicy, TrashService
@@ -54,15 +57,18 @@ class Runtime:
     metadata: SqlMetadataStore
     blobs: BlobStore
     services: Services
+    coordination: Coordination
 
     async def open(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.coordination.open()
         await self.metadata.open()
         await self.blobs.open()
 
     async def close(self) -> None:
         await self.blobs.close()
         await self.metadata.close()
+        await self.coordination.close()
 
 
 def blob_store_at(settings: Settings, url: str) -> BlobStore:
@@ -80,12 +86,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     blobs = blob_store_at(settings, settings.effective_storage_url)
     if settings.encryption:
         blobs = encrypt_blob_store(blobs, settings)
+    coordination = coordination_from_url(settings.redis_url, key_prefix=settings.redis_key_prefix)
     cache = CredentialCache(clock, settings.credential_cache_seconds)
     files = FileService(
         metadata,
         blobs,
         clock,
         RetentionPolicy(settings.versions_max_count, settings.versions_max_age_days * 86400.0),
+        notifier=ChangeNotifier(coordination),
     )
     hashing = PasswordHashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     sharing = SharingService(
@@ -97,6 +105,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             settings.link_default_expiry_days,
         ),
         hashing,
+        coordination=coordination,
     )
     trash_policy = TrashPolicy(
         settings.trash_retention_days * 86400.0, settings.trash_max_quota_share
@@ -108,9 +117,15 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         cache,
         default_quota_bytes=settings.default_quota_bytes or None,
         hashing=hashing,
+        coordination=coordination,
     )
     uploads = ChunkedUploadService(
-        metadata, blobs, files, clock, lifetime_seconds=settings.upload_expiry_seconds
+        metadata,
+        blobs,
+        files,
+        clock,
+        lifetime_seconds=settings.upload_expiry_seconds,
+        coordination=coordination,
     )
     services = Services(
         clock=clock,
@@ -133,7 +148,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         login_flows=LoginFlowService(metadata, accounts, clock),
         checksum_recalculator=ChecksumRecalculator(metadata, files),
     )
-    return Runtime(settings, metadata, blobs, services)
+    return Runtime(settings, metadata, blobs, services, coordination)
 
 
 def _instance_id(settings: Settings) -> str:

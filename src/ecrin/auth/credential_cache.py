@@ -3,6 +3,10 @@
 Entries are keyed by an HMAC of (login, password) under a per-process random key: the
 cache never holds a password or anything from which one could be tested offline without
 that key, which lives only in memory.
+
+Each entry remembers the credential generation of its login when it was verified (see
+`AccountService`): an entry whose generation is no longer current is never used, so a
+revocation made by any process takes effect everywhere at once.
 """
 
 from __future__ import annotations
@@ -21,32 +25,34 @@ class CredentialCache:
         self._clock = clock
         self._ttl = ttl_seconds
         self._key = secrets.token_bytes(32)
-        self._entries: dict[bytes, tuple[int, float]] = {}
+        self._entries: dict[bytes, tuple[int, float, int]] = {}
 
     def _digest(self, login: str, password: str) -> bytes:
         message = login.encode() + b"\x00" + password.encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def get(self, login: str, password: str) -> int | None:
-        """The user id these credentials were verified for, if still fresh."""
+    def get(self, login: str, password: str, generation: int = 0) -> int | None:
+        """The user id these credentials were verified for, if still fresh and verified at
+        `generation`."""
         if self._ttl <= 0:
             return None
         digest = self._digest(login, password)
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        user_id, expires = entry
-        if expires <= self._clock.now():
+        user_id, expires, verified_at = entry
+        if expires <= self._clock.now() or verified_at != generation:
             del self._entries[digest]
             return None
         return user_id
 
-    def put(self, login: str, password: str, user_id: int) -> None:
+    def put(self, login: str, password: str, user_id: int, generation: int = 0) -> None:
         if self._ttl <= 0:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
-        self._entries[self._digest(login, password)] = (user_id, self._clock.now() + self._ttl)
+        expires = self._clock.now() + self._ttl
+        self._entries[self._digest(login, password)] = (user_id, expires, generation)
 
     def forget_user(self, user_id: int) -> None:
         """Drop every entry for a user (password changed, app password revoked)."""

@@ -7,6 +7,8 @@ import logging
 
 from ecrin.auth.credential_cache import CredentialCache
 from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_app_password
+from ecrin.coordination.local import InProcessCoordination
+from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
 from ecrin.core.errors import BadRequest, NotFound
 from ecrin.core.model import AppPassword, User
@@ -17,6 +19,11 @@ from ecrin.storage.protocol import BlobStore
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
+
+
+def credentials_generation(login: str) -> str:
+    """The coordination counter that moves whenever a login's credentials stop being valid."""
+    return "credentials:" + login
 
 
 def _check_user_name(name: str) -> str:
@@ -35,12 +42,14 @@ class AccountService:
         cache: CredentialCache,
         default_quota_bytes: int | None = None,
         hashing: PasswordHashing | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.hashing = hashing or PasswordHashing()
         self.metadata = metadata
         self.blobs = blobs
         self.clock = clock
         self.cache = cache
+        self.coordination: Coordination = coordination or InProcessCoordination()
         self.default_quota_bytes = default_quota_bytes
 
     async def create_user(
@@ -95,7 +104,7 @@ class AccountService:
         password_hash = await asyncio.to_thread(self.hashing.hash, password)
         async with self.metadata.write() as tx:
             await tx.set_password_hash(user.id, password_hash)
-        self.cache.forget_user(user.id)
+        await self._invalidate(user)
 
     async def set_quota(self, name: str, quota_bytes: int | None) -> None:
         user = await self.get_user(name)
@@ -106,7 +115,7 @@ class AccountService:
         user = await self.get_user(name)
         async with self.metadata.write() as tx:
             released = await tx.delete_user(user.id)
-        self.cache.forget_user(user.id)
+        await self._invalidate(user)
         for blob_id in released:
             await self.blobs.delete(blob_id)
 
@@ -132,7 +141,13 @@ class AccountService:
         async with self.metadata.write() as tx:
             if not await tx.delete_app_password(user.id, password_id):
                 raise NotFound(f"no app password {password_id} for {name!r}")
+        await self._invalidate(user)
+
+    async def _invalidate(self, user: User) -> None:
+        """After a commit that made credentials invalid: no process trusts its cache for them
+        any more (the generation every cache entry is checked against moves)."""
         self.cache.forget_user(user.id)
+        await self.coordination.advance(credentials_generation(user.name))
 
     async def app_password_in_use(self, user: User, password: str) -> AppPassword | None:
         """The app password these credentials are, or None (they are the real password)."""
@@ -143,7 +158,10 @@ class AccountService:
 
     async def authenticate(self, login: str, password: str) -> User | None:
         """The user for a login and a password or app password; None if they do not match."""
-        cached = self.cache.get(login, password)
+        # Read the generation before the credentials: a revocation committed after this
+        # read moves it, so what is cached below can never outlive the revocation.
+        generation = await self.coordination.generation(credentials_generation(login))
+        cached = self.cache.get(login, password, generation)
         async with self.metadata.read() as tx:
             user = await tx.user_by_name(login)
             if user is None:
@@ -158,5 +176,5 @@ class AccountService:
                 await tx.touch_app_password(app_password.id, self.clock.now())
         elif not await asyncio.to_thread(self.hashing.verify, password_hash, password):
             return None
-        self.cache.put(login, password, user.id)
+        self.cache.put(login, password, user.id, generation)
         return user

@@ -34,6 +34,7 @@ from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
+from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.storage.protocol import BlobStore
 
@@ -104,11 +105,13 @@ class FileService:
         blobs: BlobStore,
         clock: Clock,
         retention: RetentionPolicy | None = None,
+        notifier: ChangeNotifier | None = None,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.clock = clock
         self.retention = retention or RetentionPolicy()
+        self.notifier = notifier or ChangeNotifier()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -290,6 +293,7 @@ class FileService:
             await tx.add_usage(owner_id, delta)
             stored = await tx.node(node_id)
             assert stored is not None
+        await self.notifier.changed(user, found.path, stored.etag)
         await self.discard(released)
         return UploadResult(stored, created=current is None)
 
@@ -315,6 +319,8 @@ class FileService:
             node = found.existing()
             await tx.set_mtime(node.id, mtime)
             await propagate_change(tx, node.id)
+            changed = await tx.node(node.id)
+        await self.notifier.changed(user, path, changed.etag if changed else None)
 
     # --- folders and tree operations -----------------------------------------------------
 
@@ -335,7 +341,8 @@ class FileService:
                 now=now,
             )
             await propagate_change(tx, found.parent.id)
-            return node
+        await self.notifier.changed(user, path, node.etag)
+        return node
 
     async def delete(self, user: User, path: DavPath) -> None:
         """Move to the owner's trash; a mount point is unshared from this user instead."""
@@ -347,9 +354,10 @@ class FileService:
             if found.mount is not None:
                 await self._unmount(tx, user, found.mount, found.share)
                 await propagate_change(tx, found.parent.id)
-                return
-            found.require(Permission.DELETE)
-            await self.move_to_trash(tx, user, found, now)
+            else:
+                found.require(Permission.DELETE)
+                await self.move_to_trash(tx, user, found, now)
+        await self.notifier.changed(user, path, None)
 
     async def _unmount(
         self, tx: MetadataTransaction, user: User, mount: Mount, share: Share | None
@@ -398,26 +406,35 @@ class FileService:
             dst, created = await self._clear_destination(tx, user, destination, overwrite, now)
             if src.mount is not None:
                 await self._move_mount(tx, user, src, dst, destination)
-                return created
-            same_parent = src.parent.id == dst.parent.id
-            if same_parent:
-                src.require(Permission.UPDATE)
+                moved: Node | None = src.existing()
             else:
-                src.require(Permission.DELETE)
-                dst.require(Permission.CREATE, on_parent=True)
-            node = src.existing()
-            new_owner = dst.storage_owner_id
-            if new_owner != node.owner_id:
-                await check_quota(tx, new_owner, node.size)
-                entries = await tx.subtree(node.id)
-                await tx.set_subtree_owner([n.id for n, _ in entries], new_owner)
-                await tx.add_usage(node.owner_id, -node.size)
-                await tx.add_usage(new_owner, node.size)
-            assert node.parent_id is not None
-            await tx.move_node(node.id, dst.parent.id, destination.name)
-            await propagate_change(tx, node.parent_id, -node.size)
-            await propagate_change(tx, dst.parent.id, node.size)
+                moved = await self._move_node(tx, src, dst, destination)
+        await self.notifier.changed(user, source, None)
+        await self.notifier.changed(user, destination, moved.etag if moved else None)
         return created
+
+    async def _move_node(
+        self, tx: MetadataTransaction, src: Resolved, dst: Resolved, destination: DavPath
+    ) -> Node | None:
+        same_parent = src.parent.id == dst.parent.id
+        if same_parent:
+            src.require(Permission.UPDATE)
+        else:
+            src.require(Permission.DELETE)
+            dst.require(Permission.CREATE, on_parent=True)
+        node = src.existing()
+        new_owner = dst.storage_owner_id
+        if new_owner != node.owner_id:
+            await check_quota(tx, new_owner, node.size)
+            entries = await tx.subtree(node.id)
+            await tx.set_subtree_owner([n.id for n, _ in entries], new_owner)
+            await tx.add_usage(node.owner_id, -node.size)
+            await tx.add_usage(new_owner, node.size)
+        assert node.parent_id is not None
+        await tx.move_node(node.id, dst.parent.id, destination.name)
+        await propagate_change(tx, node.parent_id, -node.size)
+        await propagate_change(tx, dst.parent.id, node.size)
+        return await tx.node(node.id)
 
     async def _move_mount(
         self,
@@ -503,6 +520,8 @@ class FileService:
                 new_ids[relative] = copied.id
             await propagate_change(tx, dst.parent.id, size)
             await tx.add_usage(owner_id, size)
+            copied_root = await tx.node(new_ids[()])
+        await self.notifier.changed(user, destination, copied_root.etag if copied_root else None)
         return created
 
     async def discard(self, blob_ids: list[str]) -> None:

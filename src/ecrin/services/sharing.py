@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ecrin.auth.passwords import PasswordHashing
+from ecrin.coordination.local import InProcessCoordination
+from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
 from ecrin.core.errors import (
     BadRequest,
@@ -77,12 +79,14 @@ class SharingService:
         clock: Clock,
         policy: LinkPolicy,
         hashing: PasswordHashing | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.hashing = hashing or PasswordHashing()
         self.metadata = metadata
         self.clock = clock
         self.policy = policy
-        self._failures: dict[tuple[str, str], list[float]] = {}
+        # Wrong link passwords are counted there, so every process throttles the same guesses.
+        self.coordination: Coordination = coordination or InProcessCoordination()
 
     # --- creating ------------------------------------------------------------------------
 
@@ -368,9 +372,8 @@ class SharingService:
         """A visitor's identity for a link, after its password (or the proof a browser got
         for it, see `link_proof`); throttled on failures."""
         now = self.clock.now()
-        key = (token, client)
-        recent = [t for t in self._failures.get(key, []) if t > now - FAILURE_WINDOW]
-        if len(recent) >= MAX_LINK_FAILURES:
+        key = _failures_key(token, client)
+        if await self.coordination.count_events(key, now - FAILURE_WINDOW) >= MAX_LINK_FAILURES:
             raise TooManyRequests("too many wrong passwords for this link; try again later")
         async with self.metadata.read() as tx:
             share = await tx.share_by_token(token)
@@ -384,12 +387,9 @@ class SharingService:
             and not proven
             and not await self._password_ok(share.password_hash, password)
         ):
-            recent.append(now)
-            self._failures[key] = recent
-            if len(self._failures) > 100_000:
-                self._failures.clear()
+            await self.coordination.record_event(key, now, FAILURE_WINDOW)
             raise Unauthorized("this link needs its password")
-        self._failures.pop(key, None)
+        await self.coordination.forget_events(key)
         return link_visitor(share)
 
     async def _password_ok(self, password_hash: str, password: str | None) -> bool:
@@ -403,6 +403,12 @@ class SharingService:
         if share is None or share.share_type is not ShareType.LINK:
             raise NotFound("this link does not exist")
         return share
+
+
+def _failures_key(token: str, client: str) -> str:
+    """Where a link's wrong passwords from one client are counted (no secret in the name)."""
+    digest = hashlib.sha256(token.encode() + b"\x00" + client.encode()).hexdigest()
+    return "link-failures:" + digest[:32]
 
 
 def link_proof(share: Share) -> str:

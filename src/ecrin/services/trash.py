@@ -63,7 +63,10 @@ class TrashService:
             await tx.delete_trash_record(item.id)
             await propagate_change(tx, parent.id, node.size)
             await tx.add_usage(user.id, node.size)
-            return DavPath.parse(await _path_of(tx, parent.id) + "/" + name)
+            restored = DavPath.parse(await _path_of(tx, parent.id) + "/" + name)
+            node = await tx.node(node.id) or node
+        await self.files.notifier.changed(user, restored, node.etag)
+        return restored
 
     async def _restore_parent(self, tx: MetadataTransaction, user: User, item: TrashItem) -> Node:
         home = await tx.root_node(user.id)

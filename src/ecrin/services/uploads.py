@@ -7,6 +7,10 @@ so an interrupted upload resumes after a restart. Assembly streams the chunks in
 one new blob, verifies its size and checksum, then references it through
 `FileService.commit_blob`: the file appears whole, in one transaction, or not at all.
 Sessions idle longer than the configured lifetime expire with their chunks.
+
+Only one request assembles an upload at a time, whichever process it reaches: assembly
+holds a lease named after the session (renewed while it runs, ended by itself if the
+process dies), and cancelling or expiring a session being assembled is refused or skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from ecrin.coordination.leases import holding
+from ecrin.coordination.local import InProcessCoordination
+from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
 from ecrin.core.errors import (
     BadRequest,
@@ -42,6 +49,7 @@ MAX_SESSIONS_PER_USER = 1_000
 MAX_CHUNKS_PER_UPLOAD = 100_000
 MAX_V2_CHUNK_NUMBER = 10_000  # chunking v2 numbers its chunks 1..10000
 ASSEMBLE_NAME = ".file"  # MOVE <upload>/.file assembles the upload
+ASSEMBLY_LEASE_SECONDS = 60.0  # renewed every third of it while the assembly runs
 
 _TRANSFER_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _CHUNK_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -90,13 +98,14 @@ class ChunkedUploadService:
         clock: Clock,
         *,
         lifetime_seconds: float,
+        coordination: Coordination | None = None,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.files = files
         self.clock = clock
         self.lifetime_seconds = lifetime_seconds
-        self._assembling: set[int] = set()  # session ids being assembled by this process
+        self.coordination: Coordination = coordination or InProcessCoordination()
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -144,7 +153,7 @@ class ChunkedUploadService:
             session = await tx.upload_session(user.id, transfer_id)
             if session is None:
                 raise NotFound(f"no upload {transfer_id}")
-            if session.id in self._assembling:
+            if await self.coordination.is_held(_assembly_lease(session.id)):
                 raise Locked("this upload is being assembled")
             released = await tx.delete_upload_session(session.id)
         await self._discard(released)
@@ -219,21 +228,24 @@ class ChunkedUploadService:
         the session is kept, so the client can still send what is missing. A checksum
         mismatch means corrupt chunks: the session is dropped so the client starts over.
         """
-        session, chunks = await self.chunks(user, transfer_id)
-        if session.id in self._assembling:
-            raise Locked("this upload is already being assembled")
-        self._assembling.add(session.id)
-        try:
-            result = await self._assemble(user, session, chunks, assembly)
-        except ChecksumMismatch:
-            await self._drop(session)
-            raise
-        finally:
-            self._assembling.discard(session.id)
-        try:
-            await self._drop(session)
-        except EcrinError:
-            log.warning("upload %s assembled but not removed; it will expire", session.id)
+        session, _ = await self.chunks(user, transfer_id)
+        lease = _assembly_lease(session.id)
+        async with holding(self.coordination, lease, ASSEMBLY_LEASE_SECONDS) as held:
+            if not held:
+                raise Locked("this upload is already being assembled")
+            # The chunks as they are now that no one else can assemble (or cancel) them.
+            session, chunks = await self.chunks(user, transfer_id)
+            if _assembly_lease(session.id) != lease:
+                raise NotFound(f"the upload {transfer_id} was replaced meanwhile")
+            try:
+                result = await self._assemble(user, session, chunks, assembly)
+            except ChecksumMismatch:
+                await self._drop(session)
+                raise
+            try:  # still under the lease: a second MOVE finds no upload, not its chunks
+                await self._drop(session)
+            except EcrinError:
+                log.warning("upload %s assembled but not removed; it will expire", session.id)
         return result
 
     async def _assemble(
@@ -295,7 +307,7 @@ class ChunkedUploadService:
             idle = await tx.idle_upload_sessions(cutoff)
         removed: list[str] = []
         for session in idle:
-            if session.id in self._assembling:
+            if await self.coordination.is_held(_assembly_lease(session.id)):
                 continue
             async with self.metadata.write() as tx:
                 current = await tx.upload_session(session.user_id, session.name)
@@ -363,6 +375,10 @@ async def _check_room_for_chunk(
             f"unfinished uploads would hold {pending + size} bytes, more than the quota "
             f"of {fresh.quota_bytes} bytes"
         )
+
+
+def _assembly_lease(session_id: int) -> str:
+    return f"upload-assembly:{session_id}"
 
 
 def _check_v2_chunk_name(name: str) -> None:
