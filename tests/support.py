@@ -17,7 +17,7 @@ class Dav:
                  prefix: str | None = None) -> None:
         self.client = client
         self.user = user
-        self.auth = (user, password)
+        self.auth = (user, password) if user else None  # no user: no credentials at all
         self.prefix = prefix or f"/remote.php/dav/files/{user}"
 
     def url(self, path: str) -> str:

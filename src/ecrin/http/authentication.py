@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 
 from starlette.requests import Request
 
@@ -31,11 +32,25 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return login, password
 
 
+def client_network(request: Request) -> str:
+    """Where a request comes from, for throttling: the IPv4 address, or the IPv6 /64 (one
+    subscriber usually holds a whole /64). Behind a trusted proxy, uvicorn has already put
+    the forwarded client address here."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 async def authenticate(request: Request, accounts: AccountService) -> User:
     credentials = basic_credentials(request)
     if credentials is None:
         raise Unauthorized("authentication required")
-    user = await accounts.authenticate(*credentials)
+    user = await accounts.authenticate(*credentials, client_network(request))
     if user is None:
         raise Unauthorized("wrong user name or password")
     return user

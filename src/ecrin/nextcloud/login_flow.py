@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ecrin.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ecrin.http.authentication import client_network
 from ecrin.nextcloud import login_page
 from ecrin.nextcloud.context import NextcloudContext, read_small_body
 
@@ -44,7 +45,9 @@ async def page(request: Request, nc: NextcloudContext) -> Response:
     form = await _form(request)
     login = form.get("user", "")
     try:
-        await nc.services.login_flows.grant(token, login, form.get("password", ""))
+        await nc.services.login_flows.grant(
+            token, login, form.get("password", ""), client_network(request)
+        )
     except (Unauthorized, Forbidden) as error:
         return login_page.login_form(flow.client_name, login, error.message, error.status)
     return login_page.granted(flow.client_name)

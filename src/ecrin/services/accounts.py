@@ -10,7 +10,7 @@ from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_ap
 from ecrin.coordination.local import InProcessCoordination
 from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
-from ecrin.core.errors import BadRequest, NotFound
+from ecrin.core.errors import BadRequest, NotFound, TooManyRequests
 from ecrin.core.model import AppPassword, User
 from ecrin.core.paths import validate_name
 from ecrin.db.protocol import MetadataStore
@@ -19,6 +19,13 @@ from ecrin.storage.protocol import BlobStore
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
+FAILURE_WINDOW = 600.0  # seconds over which failed logins are counted
+MAX_LOGIN_FAILURES = 10  # per login and client network
+MAX_NETWORK_FAILURES = 50  # per client network, whatever the logins
+
+
+def _failure_keys(login: str, client_network: str) -> tuple[str, str]:
+    return f"login-failures:{client_network}", f"login-failures:{client_network}:{login}"
 
 
 def credentials_generation(login: str) -> str:
@@ -156,8 +163,32 @@ class AccountService:
 
     # --- authentication ------------------------------------------------------------------
 
-    async def authenticate(self, login: str, password: str) -> User | None:
-        """The user for a login and a password or app password; None if they do not match."""
+    async def authenticate(
+        self, login: str, password: str, client_network: str = ""
+    ) -> User | None:
+        """The user for a login and a password or app password; None if they do not match.
+
+        Wrong guesses are counted per client network (an IPv4 address, an IPv6 /64) and per
+        (network, login): past the limits that network gets TooManyRequests for a while.
+        """
+        await self._check_throttle(login, client_network)
+        user = await self._verify(login, password)
+        if user is None:
+            now = self.clock.now()
+            for key in _failure_keys(login, client_network):
+                await self.coordination.record_event(key, now, FAILURE_WINDOW)
+        return user
+
+    async def _check_throttle(self, login: str, client_network: str) -> None:
+        since = self.clock.now() - FAILURE_WINDOW
+        network_key, login_key = _failure_keys(login, client_network)
+        if (
+            await self.coordination.count_events(network_key, since) >= MAX_NETWORK_FAILURES
+            or await self.coordination.count_events(login_key, since) >= MAX_LOGIN_FAILURES
+        ):
+            raise TooManyRequests("too many failed logins from your network; try again later")
+
+    async def _verify(self, login: str, password: str) -> User | None:
         # Read the generation before the credentials: a revocation committed after this
         # read moves it, so what is cached below can never outlive the revocation.
         generation = await self.coordination.generation(credentials_generation(login))

@@ -69,10 +69,12 @@ class LoginFlowService:
             raise NotFound("this login link is unknown, used or expired")
         return flow
 
-    async def grant(self, login_token: str, login: str, password: str) -> User:
+    async def grant(
+        self, login_token: str, login: str, password: str, client_network: str = ""
+    ) -> User:
         """The user logged in on the flow's page: let the client collect an app password."""
         flow = await self.pending(login_token)
-        user = await self.accounts.authenticate(login, password)
+        user = await self.accounts.authenticate(login, password, client_network)
         if user is None:
             raise Unauthorized("wrong user name or password")
         if await self.accounts.app_password_in_use(user, password) is not None:
