@@ -40,7 +40,14 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
     )
     return HTMLResponse(
-        html, status, headers={"cache-control": "no-store", "referrer-policy": "no-referrer"}
+        html,
+        status,
+        headers={
+            "cache-control": "no-store",
+            "referrer-policy": "no-referrer",
+            "x-frame-options": "DENY",
+            "x-content-type-options": "nosniff",
+        },
     )
 
 
