@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # start-lb.sh - nginx on loopback as a streaming reverse proxy / load balancer in front of
-# N app processes (which you start yourself, e.g. two uvicorn processes).
+# N app processes (which you start yourself, e.g. two `ecrin serve` processes). The site is
+# scripts/services/nginx/ecrin.conf, the configuration docs/nginx.md documents.
 #
 # Idempotent (a second run reloads the config if the backend list changed, else only prints).
 # Prints KEY=VALUE lines on stdout. Stop with scripts/services/stop-all.sh (PID file: $STATE_DIR/pids/nginx.pid).
@@ -45,7 +46,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 servers=""
-for b in $BACKENDS; do servers+="        server ${b} max_fails=1 fail_timeout=2s;"$'\n'; done
+for b in $BACKENDS; do servers+="    server ${b} max_fails=1 fail_timeout=2s;"$'\n'; done
+servers="${servers%$'\n'}"
+# The site itself is the documented configuration (docs/nginx.md), filled in here.
+site="$(cat "$(dirname "$0")/nginx/ecrin.conf")"
+site="${site//@SERVERS@/$servers}"
+site="${site//@LISTEN@/${HOST}:${PORT}}"
 
 cat >"$CONF.new" <<EOF
 # written by start-lb.sh
@@ -63,34 +69,7 @@ http {
     uwsgi_temp_path       ${NG_DIR}/tmp/uwsgi;
     scgi_temp_path        ${NG_DIR}/tmp/scgi;
 
-    map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
-
-    upstream ecrin_app {
-${servers}        keepalive 32;
-    }
-
-    server {
-        listen ${HOST}:${PORT};
-        server_name _;
-
-        client_max_body_size 0;          # no upload size limit (the app enforces quotas)
-        proxy_request_buffering off;     # stream uploads to the app as they arrive
-        proxy_buffering off;             # stream downloads / long polls / SSE to the client
-        proxy_http_version 1.1;          # needed for keepalive, chunked uploads and websockets
-        proxy_set_header Connection \$connection_upgrade;
-        proxy_set_header Upgrade \$http_upgrade;
-        proxy_set_header Host \$http_host;
-        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto \$scheme;
-        proxy_set_header X-Real-IP \$remote_addr;
-        proxy_read_timeout 3600s;
-        proxy_send_timeout 3600s;
-        proxy_connect_timeout 2s;
-        proxy_next_upstream error timeout;   # retried only for idempotent requests whose body was not sent yet
-
-        location / { proxy_pass http://ecrin_app; }
-        location = /lb-health { access_log off; return 200 "ok\n"; }
-    }
+${site}
 }
 EOF
 # test a copy whose pid path is a scratch file: `nginx -t` creates the pid file it names

@@ -88,6 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=30,
+        # Behind a proxy: whose X-Forwarded-For/-Proto to believe (uvicorn's default when
+        # empty: 127.0.0.1 only, or $FORWARDED_ALLOW_IPS).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     return 0
 

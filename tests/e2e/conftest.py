@@ -2,7 +2,8 @@
 
 `live_server()` starts one (its own data folder, a free port), waits until it answers and
 reads the administrator password it prints on first start. Every server a test started is
-stopped at teardown: SIGTERM, then SIGKILL if it does not exit in time.
+stopped at teardown: SIGTERM, then SIGKILL if it does not exit in time. In the scale-out
+profile (tests/e2e/scaleout.py) a server is 2 workers behind nginx on shared back-ends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -53,7 +56,7 @@ class LiveServer:
     log_dir: Path
     user: str = "admin"
     password: str = ""
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | WorkerGroup | None = None
     starts: int = 0
     _logs: list[Path] = field(default_factory=list)
 
@@ -89,25 +92,9 @@ class LiveServer:
         self.starts += 1
         log = self.log_dir / f"server-{self.starts}.log"
         self._logs.append(log)
+        command = [sys.executable, "-m", "ecrin", "serve", "--data-dir", str(self.data_dir)]
         with log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ecrin",
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-            )
+            self.process = spawn_server(command, self.port, output, self.env, self.log_dir)
         self._wait_until_ready(log)
 
     def _wait_until_ready(self, log: Path) -> None:
@@ -190,9 +177,13 @@ StartServer = Callable[..., LiveServer]
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
     """A factory: `live_server(**env)` starts a server (extra ECRIN_* variables in `env`)."""
     servers: list[LiveServer] = []
+    backends: list[SharedBackends] = []
 
     def start(**env: str) -> LiveServer:
         root = tmp_path_factory.mktemp("live-server")
+        if scaleout_profile():
+            backends.append(SharedBackends.create())
+            env = {**backends[-1].environment(), **env}
         server = LiveServer(
             data_dir=root / "data",
             port=free_port(),
@@ -208,3 +199,5 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServe
     finally:
         for server in servers:
             server.stop()
+        for shared in backends:
+            shared.destroy()

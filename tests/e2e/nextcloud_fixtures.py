@@ -3,7 +3,8 @@
 The server runs as a subprocess on 127.0.0.1 (a free port, its own data folder); users and
 app passwords are made with the `ecrin` command line, as an administrator would. Trees are
 compared by the SHA-256 of every file: the local folder as the client left it, the server
-as a WebDAV client reads it back (PROPFIND to walk, GET to hash).
+as a WebDAV client reads it back (PROPFIND to walk, GET to hash). In the scale-out profile
+(tests/e2e/scaleout.py) the server is 2 workers behind nginx on shared back-ends.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 from lxml import etree
+
+from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
 
 START_TIMEOUT = 60.0
 NS = {"d": "DAV:"}
@@ -49,7 +52,10 @@ class EcrinProcess:
 
     root: Path
     port: int = field(default_factory=_free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | WorkerGroup | None = None
+    backends: SharedBackends | None = field(
+        default_factory=lambda: SharedBackends.create() if scaleout_profile() else None
+    )
 
     @property
     def url(self) -> str:
@@ -63,19 +69,16 @@ class EcrinProcess:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECRIN_")}
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.backends.environment() if self.backends else {})
         return env
 
     def start(self) -> None:
         log = (self.root / "server.log").open("ab")
         command = [sys.executable, "-m", "ecrin", "serve", "--data-dir", str(self.data_dir)]
-        self.process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
-        log.close()
+        try:
+            self.process = spawn_server(command, self.port, log, self.env, self.root)
+        finally:
+            log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -146,6 +149,8 @@ def ecrin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcrinProc
         yield server
     finally:
         server.stop()
+        if server.backends is not None:
+            server.backends.destroy()
 
 
 # --- trees ----------------------------------------------------------------------------------

@@ -36,8 +36,17 @@ import pytest
 
 from ecrin import cli
 from tests.e2e.conftest import LiveServer, StartServer
+from tests.e2e.scaleout import scaleout_profile
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        scaleout_profile(),
+        reason="kills one server process with SIGKILL and restarts it; the scale-out "
+        "profile's server is a group of workers behind nginx",
+    ),
+]
 
 CHUNK = 1024 * 1024
 CHUNKS = 32

@@ -19,8 +19,17 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import LiveServer, StartServer
+from tests.e2e.scaleout import scaleout_profile
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        scaleout_profile(),
+        reason="samples the memory of one server process; the scale-out profile spreads "
+        "requests over a group of workers",
+    ),
+]
 
 CHUNK = 1024 * 1024
 SIZE = 2 * 1024**3
