@@ -1,8 +1,12 @@
-"""Shared fixtures: an in-process app (httpx over ASGI) and users to drive it."""
+"""Shared fixtures: an in-process app (httpx over ASGI) and users to drive it.
+
+In the scale-out profile (tests/profile.py) the app runs on PostgreSQL, S3 and Redis.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,15 +15,37 @@ import pytest
 from ecrin.app import EcrinApp, create_app
 from ecrin.core.clock import ManualClock
 from ecrin.settings import Settings
+from tests.profile import (
+    SessionDatabase,
+    create_session_database,
+    drop_database,
+    run_async,
+    scaleout_profile,
+    scaleout_settings,
+)
 from tests.support import PASSWORD, Dav
 
 
+@pytest.fixture(scope="session")
+def scaleout_database() -> Iterator[SessionDatabase]:
+    """The PostgreSQL database of the scale-out profile's in-process tests."""
+    database = run_async(create_session_database)
+    try:
+        yield database
+    finally:
+        run_async(lambda: drop_database(database.name))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+async def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     # Cheap password hashing: the tests create many users; production keeps the defaults.
-    return Settings(
+    embedded = Settings(
         data_dir=tmp_path / "data", fsync=False, argon2_time_cost=1, argon2_memory_kib=1024
     )
+    if not scaleout_profile():
+        return embedded
+    shared = await scaleout_settings(request.getfixturevalue("scaleout_database"))
+    return dataclasses.replace(embedded, **shared)
 
 
 @pytest.fixture

@@ -13,19 +13,17 @@ client that alternates workers sees whatever each one committed.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.backends import (
@@ -35,38 +33,12 @@ from tests.backends import (
     redis_test_location,
     s3_test_location,
 )
+from tests.profile import run_async, scaleout_profile
 
-PROFILE_VARIABLE = "ECRIN_TEST_PROFILE"
 WORKERS = 2
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 SITE_TEMPLATE = Path(__file__).parents[2] / "scripts" / "services" / "nginx" / "ecrin.conf"
-
-T = TypeVar("T")
-
-
-def scaleout_profile() -> bool:
-    return os.environ.get(PROFILE_VARIABLE, "embedded") == "scaleout"
-
-
-def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from synchronous code (in a thread of its own, so it
-    works whether or not the caller runs an event loop)."""
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(asyncio.run(factory()))
-        except BaseException as error:  # re-raised in the calling thread
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
 
 
 def free_port() -> int:
