@@ -10,7 +10,7 @@ from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_ap
 from ecrin.coordination.local import InProcessCoordination
 from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
-from ecrin.core.errors import BadRequest, NotFound, TooManyRequests
+from ecrin.core.errors import BadRequest, NotFound, TooManyRequests, Unavailable
 from ecrin.core.model import AppPassword, User
 from ecrin.core.paths import validate_name
 from ecrin.db.protocol import MetadataStore
@@ -190,9 +190,16 @@ class AccountService:
 
     async def _verify(self, login: str, password: str) -> User | None:
         # Read the generation before the credentials: a revocation committed after this
-        # read moves it, so what is cached below can never outlive the revocation.
-        generation = await self.coordination.generation(credentials_generation(login))
-        cached = self.cache.get(login, password, generation)
+        # read moves it, so what is cached below can never outlive the revocation. Without
+        # it (coordination unreachable) the cache is neither read nor filled: slower, exact.
+        try:
+            generation: int | None = await self.coordination.generation(
+                credentials_generation(login)
+            )
+        except Unavailable as error:
+            log.warning("credential cache bypassed: %s", error.message)
+            generation = None
+        cached = None if generation is None else self.cache.get(login, password, generation)
         async with self.metadata.read() as tx:
             user = await tx.user_by_name(login)
             if user is None:
@@ -207,5 +214,6 @@ class AccountService:
                 await tx.touch_app_password(app_password.id, self.clock.now())
         elif not await asyncio.to_thread(self.hashing.verify, password_hash, password):
             return None
-        self.cache.put(login, password, user.id, generation)
+        if generation is not None:
+            self.cache.put(login, password, user.id, generation)
         return user
