@@ -15,10 +15,12 @@ skipping them, so CI cannot pass without them by accident.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -53,9 +55,23 @@ async def postgres_database() -> AsyncIterator[str]:
         try:
             yield urlunsplit(parts._replace(path="/" + name))
         finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _drop_database(admin, name)
     finally:
         await admin.close()
+
+
+async def _drop_database(admin: Any, name: str) -> None:
+    """Drop a test database. An autovacuum worker (another role's session, which FORCE may
+    not end) can sit in it for a moment: try a few times, then leave it to the cluster's
+    purge rather than fail the test over its clean-up."""
+    import asyncpg
+
+    for attempt in range(5):
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            await asyncio.sleep(0.2 * 2**attempt)
 
 
 def s3_test_location() -> tuple[str, str, str]:

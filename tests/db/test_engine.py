@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecrin.core.errors import BadRequest, EcrinError, StorageError, Unavailable
@@ -59,3 +61,14 @@ async def test_a_pool_with_no_free_connection_answers_busy() -> None:
                         pass
         finally:
             await store.close()
+
+
+async def test_sqlite_runs_in_write_ahead_log_mode(tmp_path: Path) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'e.sqlite3'}", durable=False)
+    await store.open()
+    try:
+        async with store.engine.connect() as conn:
+            mode = await conn.exec_driver_sql("PRAGMA journal_mode")
+            assert mode.scalar() == "wal"
+    finally:
+        await store.close()

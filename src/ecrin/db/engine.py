@@ -12,6 +12,8 @@ Driver errors never leave this package: `database_errors()` maps them to `ecrin.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,16 +86,39 @@ def _configure_sqlite(engine: AsyncEngine, *, durable: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("ecrin_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+async def use_write_ahead_log(engine: AsyncEngine, attempts: int = 50) -> None:
+    """Put a SQLite database in WAL mode (a setting kept in the file, so once is enough).
+
+    Switching needs the file to itself, and SQLite answers "locked" at once, without
+    waiting, while another process's first transaction holds it: so try again a moment later.
+    """
+    for attempt in range(attempts):
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()  # outside any transaction, as SQLite wants
+            driver = raw.driver_connection
+            assert driver is not None
+            try:
+                cursor = await driver.execute("PRAGMA journal_mode=WAL")
+                row = await cursor.fetchone()
+                await cursor.close()
+                if row is not None and str(row[0]).lower() == "wal":
+                    return
+            except sqlite3.OperationalError:
+                if attempt == attempts - 1:
+                    raise
+        await asyncio.sleep(0.1)
+    raise StorageError("SQLite refused to switch to write-ahead logging")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -120,6 +145,8 @@ def map_database_error(exc: BaseException) -> EcrinError:
         return StorageError(f"database error: {type(exc.orig).__name__}")
     if isinstance(exc, PoolTimeout | TimeoutError):
         return Unavailable("no database connection became free in time; retry")
+    if "database is locked" in str(exc):  # SQLite, straight from the driver
+        return Unavailable("database busy: another process holds the write lock; retry")
     return StorageError(f"database unreachable: {type(exc).__name__}")
 
 
@@ -130,5 +157,5 @@ def database_errors() -> Iterator[None]:
         yield
     except EcrinError:
         raise
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError) as exc:
         raise map_database_error(exc) from exc

@@ -47,7 +47,13 @@ from ecrin.core.model import (
     Version,
 )
 from ecrin.db import migrations
-from ecrin.db.engine import EngineOptions, create_engine, database_errors, normalise_url
+from ecrin.db.engine import (
+    EngineOptions,
+    create_engine,
+    database_errors,
+    normalise_url,
+    use_write_ahead_log,
+)
 from ecrin.db.schema import (
     app_passwords,
     blobs,
@@ -1101,6 +1107,8 @@ class SqlMetadataStore:
     async def open(self) -> None:
         """Create or upgrade the schema (see `ecrin.db.migrations`)."""
         with database_errors():
+            if self.is_sqlite:
+                await use_write_ahead_log(self.engine)
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(ecrin_write=True)
                 async with conn.begin():
