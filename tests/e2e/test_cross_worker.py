@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from tests.e2e.scaleout import SharedBackends, WorkerGroup, free_port
+from tests.e2e.scaleout import SharedBackends, WorkerGroup, answers, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -281,3 +283,75 @@ async def test_a_chunked_upload_sent_to_both_workers_is_assembled_by_either(
         assert again.status_code == 404  # the upload is gone everywhere once assembled
         got = await http.get(urls[0] + _dav("/assembled.bin"))
         assert got.content == b"".join(chunks)
+
+
+def test_serve_with_two_workers_on_sqlite_serialises_writers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`ecrin serve --workers 2` on one SQLite file: both processes write, none fails."""
+    import psutil
+
+    root = tmp_path_factory.mktemp("sqlite-workers")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRIN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    port = free_port()
+    command = [sys.executable, "-m", "ecrin", "serve", "--data-dir", str(root / "data")]
+    with (root / "serve.log").open("wb") as output:
+        server = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(port):
+            assert server.poll() is None, (root / "serve.log").read_text("utf-8")
+            assert time.monotonic() < deadline, "ecrin serve --workers 2 did not answer"
+            time.sleep(0.05)  # readiness polling, bounded by the deadline
+        log = (root / "serve.log").read_text("utf-8")
+        password = next(
+            line.split(":", 1)[1].strip()
+            for line in log.splitlines()
+            if line.strip().startswith("password:")
+        )
+        workers = [
+            child
+            for child in psutil.Process(server.pid).children(recursive=True)
+            if "ecrin" in " ".join(child.cmdline())
+            or "multiprocessing" in " ".join(child.cmdline())
+        ]
+        assert len(workers) >= 2, workers
+        statuses = asyncio.run(_sqlite_writers(f"http://127.0.0.1:{port}", password))
+        assert set(statuses) <= {201, 204, 207}, statuses
+        assert statuses[201] == 8 * 5 and statuses[204] == 8 * 15
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert "Traceback" not in (root / "serve.log").read_text("utf-8")
+
+
+async def _sqlite_writers(url: str, password: str) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+    limits = httpx.Limits(max_connections=8)
+    async with httpx.AsyncClient(
+        base_url=url, auth=("admin", password), timeout=120, limits=limits
+    ) as http:
+
+        async def writer(index: int) -> None:
+            base = f"/remote.php/dav/files/admin/w{index}"
+            made = await http.request("MKCOL", base)
+            assert made.status_code == 201, made.text
+            for round_ in range(20):
+                put = await http.put(f"{base}/f{round_ % 5}", content=b"%d" % round_)
+                statuses[put.status_code] += 1
+                listing = await http.request("PROPFIND", base + "/", headers={"Depth": "1"})
+                statuses[listing.status_code] += 1
+
+        await asyncio.gather(*(writer(index) for index in range(8)))
+    return statuses
