@@ -21,6 +21,7 @@ from ecrin.core.clock import ManualClock
 from ecrin.core.model import CheckReport
 from ecrin.core.paths import DavPath
 from ecrin.services.consistency import ConsistencyService
+from tests.profile import scaleout_profile
 from tests.support import Dav
 
 HOUR = 3600.0
@@ -28,6 +29,8 @@ HOUR = 3600.0
 
 @pytest.fixture
 def blob_root(app: EcrinApp) -> Path:
+    if scaleout_profile():
+        pytest.skip("damages blob files on the local disk; the scale-out profile keeps them in S3")
     return app.runtime.settings.data_dir / "blobs"
 
 
