@@ -147,12 +147,14 @@ class Settings:
         "chunks.",
     )
     argon2_time_cost: int = _setting(
-        3,
-        "argon2id iterations for password hashes (raise for more resistance to guessing).",
+        2,
+        "argon2id iterations for password hashes (OWASP's minimum with 19 MiB is 2; raise "
+        "for more resistance to guessing). Existing hashes keep their own costs.",
     )
     argon2_memory_kib: int = _setting(
-        65536,
-        "argon2id memory per password hash, in KiB.",
+        19456,
+        "argon2id memory per password hash, in KiB (each check in flight holds this much; "
+        "at most one check per core runs at a time).",
     )
     credential_cache_seconds: int = _setting(
         60,

@@ -16,6 +16,7 @@ import hmac
 import secrets
 
 from ecrin.core.clock import Clock
+from ecrin.core.model import User
 
 MAX_ENTRIES = 10_000
 
@@ -25,35 +26,35 @@ class CredentialCache:
         self._clock = clock
         self._ttl = ttl_seconds
         self._key = secrets.token_bytes(32)
-        self._entries: dict[bytes, tuple[int, float, int]] = {}
+        self._entries: dict[bytes, tuple[User, float, int]] = {}
 
     def _digest(self, login: str, password: str) -> bytes:
         message = login.encode() + b"\x00" + password.encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def get(self, login: str, password: str, generation: int = 0) -> int | None:
-        """The user id these credentials were verified for, if still fresh and verified at
-        `generation`."""
+    def get(self, login: str, password: str, generation: int = 0) -> User | None:
+        """The user these credentials were verified for, if still fresh and verified at
+        `generation` (then no database round trip is needed to authenticate)."""
         if self._ttl <= 0:
             return None
         digest = self._digest(login, password)
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        user_id, expires, verified_at = entry
+        user, expires, verified_at = entry
         if expires <= self._clock.now() or verified_at != generation:
             del self._entries[digest]
             return None
-        return user_id
+        return user
 
-    def put(self, login: str, password: str, user_id: int, generation: int = 0) -> None:
+    def put(self, login: str, password: str, user: User, generation: int = 0) -> None:
         if self._ttl <= 0:
             return
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         expires = self._clock.now() + self._ttl
-        self._entries[self._digest(login, password)] = (user_id, expires, generation)
+        self._entries[self._digest(login, password)] = (user, expires, generation)
 
     def forget_user(self, user_id: int) -> None:
         """Drop every entry for a user (password changed, app password revoked)."""
-        self._entries = {k: v for k, v in self._entries.items() if v[0] != user_id}
+        self._entries = {k: v for k, v in self._entries.items() if v[0].id != user_id}

@@ -12,9 +12,9 @@ APP_PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ234567
 
 
 class PasswordHashing:
-    """argon2id with the given costs (the defaults are the library's recommendation)."""
+    """argon2id with the given costs (the defaults are OWASP's recommendation)."""
 
-    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+    def __init__(self, time_cost: int = 2, memory_kib: int = 19456) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
         # Verified against when a login names no user, so the answer takes as long as a
         # wrong password and does not tell which user names exist.

@@ -933,8 +933,14 @@ class SqlTransaction:
         return _share(row) if row else None
 
     async def shares_on(self, node_ids: Sequence[int]) -> list[Share]:
-        rows = await self._all(select(shares).where(shares.c.node_id.in_(list(node_ids))))
-        return [_share(r) for r in rows]
+        ids = list(node_ids)
+        found: list[Share] = []
+        for start in range(0, len(ids), 500):  # bounded IN lists (a PROPFIND of 10,000)
+            rows = await self._all(
+                select(shares).where(shares.c.node_id.in_(ids[start : start + 500]))
+            )
+            found += [_share(r) for r in rows]
+        return found
 
     async def shares_created_by(self, user_id: int) -> list[Share]:
         rows = await self._all(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 
 from ecrin.auth.credential_cache import CredentialCache
 from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_app_password
@@ -58,6 +60,8 @@ class AccountService:
         self.cache = cache
         self.coordination: Coordination = coordination or InProcessCoordination()
         self.default_quota_bytes = default_quota_bytes
+        self._verifications: dict[bytes, asyncio.Future[bool]] = {}
+        self._argon2_slots = asyncio.Semaphore(os.cpu_count() or 2)
 
     async def create_user(
         self,
@@ -188,6 +192,22 @@ class AccountService:
         ):
             raise TooManyRequests("too many failed logins from your network; try again later")
 
+    async def _argon2(self, password_hash: str | None, password: str) -> bool:
+        """One argon2 check, shared by concurrent requests with the same credentials (a sync
+        client opens many connections at once), at most one per core at a time: each check
+        holds `argon2_memory_kib` of memory, so unbounded checks would inflate the process."""
+        key = hashlib.sha256(f"{password_hash}\x00{password}".encode()).digest()
+        pending = self._verifications.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._argon2_bounded(password_hash, password))
+            self._verifications[key] = pending
+            pending.add_done_callback(lambda _: self._verifications.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _argon2_bounded(self, password_hash: str | None, password: str) -> bool:
+        async with self._argon2_slots:
+            return await asyncio.to_thread(self.hashing.verify, password_hash, password)
+
     async def _verify(self, login: str, password: str) -> User | None:
         # Read the generation before the credentials: a revocation committed after this
         # read moves it, so what is cached below can never outlive the revocation. Without
@@ -200,20 +220,20 @@ class AccountService:
             log.warning("credential cache bypassed: %s", error.message)
             generation = None
         cached = None if generation is None else self.cache.get(login, password, generation)
+        if cached is not None:
+            return cached
         async with self.metadata.read() as tx:
             user = await tx.user_by_name(login)
             if user is None:
-                await asyncio.to_thread(self.hashing.verify, None, password)  # same time
+                await self._argon2(None, password)  # as long as a wrong password
                 return None
-            if cached == user.id:
-                return user
             app_password = await tx.app_password_user(user.id, hash_app_password(password))
             password_hash = None if app_password else await tx.password_hash(user.id)
         if app_password is not None:
             async with self.metadata.write() as tx:
                 await tx.touch_app_password(app_password.id, self.clock.now())
-        elif not await asyncio.to_thread(self.hashing.verify, password_hash, password):
+        elif not await self._argon2(password_hash, password):
             return None
         if generation is not None:
-            self.cache.put(login, password, user.id, generation)
+            self.cache.put(login, password, user, generation)
         return user
