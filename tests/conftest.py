@@ -6,6 +6,7 @@ In the scale-out profile (tests/profile.py) the app runs on PostgreSQL, S3 and R
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from ecrin.app import EcrinApp, create_app
 from ecrin.core.clock import ManualClock
 from ecrin.settings import Settings
+from tests.hsm import SUITE_KEK, softhsm, suite_hsm
 from tests.profile import (
     SessionDatabase,
     create_session_database,
@@ -42,6 +44,17 @@ async def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     embedded = Settings(
         data_dir=tmp_path / "data", fsync=False, argon2_time_cost=1, argon2_memory_kib=1024
     )
+    if os.environ.get("ECRIN_TEST_ENCRYPTION") == "pkcs11":
+        hsm, pin_file = request.getfixturevalue("suite_hsm")
+        embedded = dataclasses.replace(
+            embedded,
+            encryption=True,
+            kek_provider="pkcs11",
+            pkcs11_module=hsm.module,
+            pkcs11_token_label=hsm.token_label,
+            pkcs11_pin_file=str(pin_file),
+            kek_id=SUITE_KEK,
+        )
     if not scaleout_profile():
         return embedded
     shared = await scaleout_settings(request.getfixturevalue("scaleout_database"))
@@ -80,3 +93,6 @@ async def alice(app: EcrinApp, client: httpx.AsyncClient) -> Dav:
 async def bob(app: EcrinApp, client: httpx.AsyncClient) -> Dav:
     await app.runtime.services.accounts.create_user("bob", PASSWORD)
     return Dav(client, "bob", PASSWORD)
+
+
+__all__ = ["softhsm", "suite_hsm"]  # session fixtures for the encryption profile

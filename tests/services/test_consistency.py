@@ -71,7 +71,8 @@ async def blob_of(app: EcrinApp, path: str) -> str:
 
 
 def blob_file(root: Path, blob_id: str) -> Path:
-    found = [p for p in root.rglob(blob_id) if p.is_file()]
+    # the contents, not an encryption key record of the same id (encryption profile)
+    found = [p for p in root.rglob(blob_id) if p.is_file() and "key-records" not in p.parts]
     assert len(found) == 1, found
     return found[0]
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +11,9 @@ from ecrin.storage.encryption.key_file import KeyFile
 from ecrin.storage.encryption.records import LocalKeyRecords
 from ecrin.storage.encryption.store import EncryptedBlobStore
 from ecrin.storage.local import LocalBlobStore
+from tests.hsm import SoftHsm, softhsm
 
 SEGMENT = 1024  # small segments, so tests cross many boundaries with little data
-SOFTHSM_MODULES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
 
 
 def make_store(root: Path, *, segment_size: int = SEGMENT, kek_id: str = "") -> EncryptedBlobStore:
@@ -82,48 +73,4 @@ def record_path(store: EncryptedBlobStore, blob_id: str) -> Path:
     return records.path_of(blob_id)
 
 
-@dataclass(frozen=True)
-class SoftHsm:
-    module: str
-    token_label: str
-    pin: str
-    other_token_label: str
-
-
-@pytest.fixture(scope="session")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
-    """One SoftHSM2 configuration per test session (the PKCS#11 library is loaded once)."""
-    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
-    if module is None or shutil.which("softhsm2-util") is None:
-        pytest.skip("SoftHSM2 is not installed (scripts/test installs the softhsm2 package)")
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    for label in ("ecrin-test", "ecrin-other"):
-        subprocess.run(
-            [
-                "softhsm2-util",
-                "--init-token",
-                "--free",
-                "--label",
-                label,
-                "--pin",
-                "1234",
-                "--so-pin",
-                "5678",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    try:
-        yield SoftHsm(module, "ecrin-test", "1234", "ecrin-other")
-    finally:
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
+__all__ = ["SoftHsm", "softhsm"]  # the session fixture, shared with the whole suite
