@@ -64,6 +64,11 @@ def render_response(
                 missing.append(empty_element(name))
             else:
                 found.append(value)
+    return propstat_response(href, found, missing)
+
+
+def propstat_response(href: str, found: list[str], missing: list[str]) -> str:
+    """One `d:response`: found properties in a 200 propstat, the others in a 404 one."""
     parts = [f"<d:response><d:href>{escape(href)}</d:href>"]
     if found:
         parts.append(f"<d:propstat><d:prop>{''.join(found)}</d:prop>{OK}</d:propstat>")

@@ -139,25 +139,11 @@ def _upload_session(row: Row[Any]) -> UploadSession:
 
 
 def _upload_chunk(row: Row[Any]) -> UploadChunk:
-    return UploadChunk(
-        session_id=row.session_id,
-        name=row.name,
-        blob_id=row.blob_id,
-        size=row.size,
-        offset=row.byte_offset,
-        created_at=row.created_at,
-    )
+    return _record(UploadChunk, row, offset=row.byte_offset)
 
 
 def _login_flow(row: Row[Any]) -> LoginFlow:
-    return LoginFlow(
-        poll_token_hash=row.poll_token_hash,
-        login_token_hash=row.login_token_hash,
-        client_name=row.client_name,
-        user_id=row.user_id,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
+    return _record(LoginFlow, row)
 
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ecrin.core.errors import BadRequest, Forbidden, NotFound
 from ecrin.core.model import UploadChunk, UploadSession
 from ecrin.dav.live_properties import http_date
-from ecrin.dav.propfind import NOT_FOUND, OK, parse_request
+from ecrin.dav.propfind import parse_request, propstat_response
 from ecrin.dav.responses import xml_response
 from ecrin.dav.xml import DAV, NAMESPACE_DECLARATIONS, OC, PropName, empty_element, parse_xml
 from ecrin.nextcloud.context import read_small_body
@@ -117,10 +117,4 @@ def _render(entry: Entry, wanted: list[PropName]) -> str:
             missing.append(empty_element(name))
         else:
             found.append(value)
-    parts = [f"<d:response><d:href>{escape(entry.href)}</d:href>"]
-    if found:
-        parts.append(f"<d:propstat><d:prop>{''.join(found)}</d:prop>{OK}</d:propstat>")
-    if missing:
-        parts.append(f"<d:propstat><d:prop>{''.join(missing)}</d:prop>{NOT_FOUND}</d:propstat>")
-    parts.append("</d:response>")
-    return "".join(parts)
+    return propstat_response(entry.href, found, missing)
