@@ -7,7 +7,9 @@ other at once, and so are the etags of every folder above it. Counted, and requi
 zero: stale reads (old content, or an ancestor etag that did not move), spurious 412/423
 (a precondition or lock evaluated on stale state) and lost files. A lock taken through one
 worker binds the other; an app password revoked through one is refused by the other on the
-very next request; a chunked upload sent to both is assembled by either.
+very next request; a chunked upload sent to both is assembled by either, and only once when
+both are asked at the same instant. Without a shared Redis, the revocation and the double
+assembly tests fail (checked by running them with `redis_url` removed).
 """
 
 from __future__ import annotations
@@ -355,3 +357,30 @@ async def _sqlite_writers(url: str, password: str) -> Counter[int]:
 
         await asyncio.gather(*(writer(index) for index in range(8)))
     return statuses
+
+
+async def test_two_workers_asked_to_assemble_one_upload_at_once_assemble_it_once(
+    cluster: Cluster,
+) -> None:
+    """Both MOVEs of one chunked upload arrive together, one per worker: one assembles it,
+    the other is refused (423 while the first runs, 404 once it is done), never twice."""
+    a_url, b_url, _ = cluster.urls
+    chunks = [bytes([65 + index]) * (2 * 1024 * 1024) for index in range(6)]
+    uploads = "/remote.php/dav/uploads/alice/cross-2"
+    async with httpx.AsyncClient(auth=("alice", PASSWORD), timeout=120) as http:
+        assert (await http.request("MKCOL", a_url + uploads)).status_code == 201
+        for index, chunk in enumerate(chunks):
+            put = await http.put(f"{(a_url, b_url)[index % 2]}{uploads}/{index:05d}", content=chunk)
+            assert put.status_code == 201, put.text
+        moves = [
+            http.request(
+                "MOVE",
+                url + uploads + "/.file",
+                headers={"Destination": url + _dav("/twice.bin")},
+            )
+            for url in (a_url, b_url)
+        ]
+        statuses = sorted(response.status_code for response in await asyncio.gather(*moves))
+        assert statuses in ([201, 404], [201, 423]), statuses
+        got = await http.get(a_url + _dav("/twice.bin"))
+        assert got.content == b"".join(chunks)
