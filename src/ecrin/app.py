@@ -176,9 +176,11 @@ class EcrinApp:
         if removed:
             log.info("recovery: removed %d unfinished uploads", len(removed))
         services = self.runtime.services
-        await housekeep_once(services)
+        await housekeep_once(services, self.runtime.coordination)
         interval = interval_for(self.runtime.settings.upload_expiry_seconds)
-        housekeeping = asyncio.create_task(run_housekeeping(services, interval))
+        housekeeping = asyncio.create_task(
+            run_housekeeping(services, interval, self.runtime.coordination)
+        )
         try:
             yield
         finally:
