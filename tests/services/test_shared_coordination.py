@@ -15,6 +15,7 @@ import pytest
 from ecrin.app import EcrinApp, create_app
 from ecrin.coordination.leases import holding
 from ecrin.core.clock import ManualClock
+from ecrin.services.housekeeping import housekeep_once
 from ecrin.services.notifications import ChangeEvent
 from ecrin.settings import Settings
 from tests.backends import empty_redis_prefix, redis_test_location
@@ -149,3 +150,18 @@ async def test_every_worker_hears_the_changes_committed_on_another(
     ]
     assert received[1].etag == put.headers["ETag"].strip('"')
     assert [bool(e.etag) for e in received] == [True, True, False, True, False]
+
+
+async def test_one_worker_at_a_time_does_the_housekeeping(workers: tuple[Worker, Worker]) -> None:
+    a, b = workers
+    services = b.app.runtime.services
+    user = await services.accounts.get_user("alice")
+    await services.uploads.begin(user, "stale")
+    assert isinstance(services.clock, ManualClock)
+    services.clock.advance(b.app.runtime.settings.upload_expiry_seconds + 1)
+    async with holding(a.app.runtime.coordination, "housekeeping", ttl=30.0) as held:
+        assert held  # worker a is in the middle of a round
+        await housekeep_once(services, b.app.runtime.coordination)
+        assert len(await services.uploads.sessions(user)) == 1  # b skipped it
+    await housekeep_once(services, b.app.runtime.coordination)
+    assert await services.uploads.sessions(user) == []
