@@ -14,6 +14,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.conftest import LiveServer, StartServer
@@ -51,6 +52,14 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+def _submit_password(browser: webdriver.Chrome, password: str) -> None:
+    """Type the password, submit, and wait until the form's page has been replaced."""
+    field = browser.find_element(By.ID, "password")
+    field.send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(field))
 
 
 def _link(server: LiveServer, *args: str) -> str:
@@ -99,11 +108,9 @@ def test_protected_link_opens_after_its_password(
 
     browser.get(f"{server.base_url}/s/{token}")
     assert "2026-11.odt" not in browser.page_source
-    browser.find_element(By.ID, "password").send_keys("not it")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _submit_password(browser, "not it")
     assert "2026-11.odt" not in browser.page_source
-    browser.find_element(By.ID, "password").send_keys("council-2026")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _submit_password(browser, "council-2026")
     WebDriverWait(browser, 30).until(lambda d: "2026-11.odt" in d.page_source)
     link = browser.find_element(By.PARTIAL_LINK_TEXT, "2026-11.odt").get_attribute("href")
     assert link and f"/s/{token}/download" in link
