@@ -35,6 +35,7 @@ def test_litmus_passes_every_group(live_server: StartServer) -> None:
     result = subprocess.run(
         [litmus, server.dav_url("/"), server.user, server.password],
         env={**os.environ, "TESTS": " ".join(GROUPS)},
+        cwd=server.log_dir,  # litmus writes debug.log and child.log where it runs
         capture_output=True,
         text=True,
         timeout=300,
