@@ -195,18 +195,7 @@ class SqlTransaction:
         except IntegrityError as exc:
             raise Conflict(f"user {name!r} already exists") from exc
         user_id = result.inserted_primary_key[0]  # type: ignore[index]
-        root = await self.insert_node(
-            parent_id=None,
-            owner_id=user_id,
-            name="",
-            kind=NodeKind.FOLDER,
-            size=0,
-            mtime=now,
-            now=now,
-        )
-        await self._conn.execute(
-            update(users).where(users.c.id == user_id).values(root_node_id=root.id)
-        )
+        await self._new_root(user_id, users.c.root_node_id, now)
         user = await self.user_by_id(user_id)
         assert user is not None
         return user
@@ -823,6 +812,10 @@ class SqlTransaction:
             found = await self.node(row[0])
             if found is not None:
                 return found
+        return await self._new_root(user_id, users.c.trash_node_id, now)
+
+    async def _new_root(self, user_id: int, column: Any, now: float) -> Node:
+        """A parentless folder of the user's (their home, or their trash), noted in `column`."""
         root = await self.insert_node(
             parent_id=None,
             owner_id=user_id,
@@ -833,7 +826,7 @@ class SqlTransaction:
             now=now,
         )
         await self._conn.execute(
-            update(users).where(users.c.id == user_id).values(trash_node_id=root.id)
+            update(users).where(users.c.id == user_id).values({column: root.id})
         )
         return root
 
