@@ -200,12 +200,17 @@ class LocalBlobStore:
                     yield blob.name
 
     async def clean_temporary(self, older_than: float) -> list[str]:
-        removed = []
-        for temp in self._tmp.iterdir():
-            try:
-                if temp.stat().st_mtime < older_than:
-                    temp.unlink()
-                    removed.append(temp.name)
-            except FileNotFoundError:
-                continue
-        return removed
+        return remove_stale_files(self._tmp, older_than)
+
+
+def remove_stale_files(folder: Path, older_than: float) -> list[str]:
+    """Remove the files of `folder` last written before `older_than` (a crash's leftovers)."""
+    removed = []
+    for temp in folder.iterdir():
+        try:
+            if temp.stat().st_mtime < older_than:
+                temp.unlink()
+                removed.append(temp.name)
+        except FileNotFoundError:
+            continue
+    return removed

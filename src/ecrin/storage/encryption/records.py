@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ecrin.core.errors import StorageError
+from ecrin.storage.local import remove_stale_files
 from ecrin.storage.protocol import BlobStore, BlobWriter
 
 _BLOB_ID = re.compile(r"[0-9A-Za-z_-]{4,128}")
@@ -171,15 +172,7 @@ class LocalKeyRecords:
         return False
 
     async def clean_temporary(self, older_than: float) -> list[str]:
-        removed = []
-        for temp in self._tmp.iterdir():
-            try:
-                if temp.stat().st_mtime < older_than:
-                    temp.unlink()
-                    removed.append(temp.name)
-            except FileNotFoundError:
-                continue
-        return removed
+        return remove_stale_files(self._tmp, older_than)
 
 
 class NamedBlobStore(BlobStore, Protocol):
