@@ -1,8 +1,9 @@
 """The SQL engine for a database URL, per dialect, and the database-error boundary.
 
 Two dialects are supported, each through one asyncio driver:
-- SQLite via aiosqlite: one file, WAL, `synchronous=FULL`; write transactions begin with
-  `BEGIN IMMEDIATE` (no lock upgrades, hence no deadlocks between writers).
+- SQLite through `sqlite_inline` (statements on the event loop, waits on a thread): one
+  file, WAL, `synchronous=FULL`; write transactions begin with `BEGIN IMMEDIATE` (no lock
+  upgrades, hence no deadlocks between writers).
 - PostgreSQL via asyncpg: a pooled engine; write transactions run at READ COMMITTED and
   serialise where it matters with row locks (see `SqlTransaction`), read transactions run at
   REPEATABLE READ, READ ONLY, so a PROPFIND sees one snapshot.
@@ -26,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrin.core.errors import BadRequest, Conflict, EcrinError, StorageError, Unavailable
+from ecrin.db.sqlite_inline import InlineDBAPI
 
 # SQLSTATEs after which the same work, run again, will most likely succeed.
 _RETRYABLE_SQLSTATES = {
@@ -68,7 +70,7 @@ def normalise_url(url: str) -> URL:
 
 def create_engine(url: URL, options: EngineOptions) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, module=InlineDBAPI())
         _configure_sqlite(engine, durable=options.durable)
         return engine
     return create_async_engine(

@@ -1,0 +1,153 @@
+"""SQLite for SQLAlchemy's asyncio engine, run on the event loop except where it can wait.
+
+aiosqlite runs every cursor(), execute(), fetchall() and close() as a job on a thread of its
+own and wakes the event loop for each result: 3 or 4 thread hand-offs per statement, which cost
+far more than the statements (a primary-key look-up takes microseconds). Here statements run
+inline, on the loop's thread; only the two steps that can wait for something else go to a
+thread: `BEGIN IMMEDIATE` (another process may hold the write lock: busy_timeout) and the
+COMMIT of a write transaction (its fsync). Reads in WAL mode never wait for writers.
+
+The engine is SQLAlchemy's aiosqlite dialect, given this module instead of aiosqlite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+
+class InlineCursor:
+    """An aiosqlite-shaped cursor whose coroutines finish without suspending."""
+
+    __slots__ = ("_connection", "_cursor")
+
+    def __init__(self, cursor: sqlite3.Cursor, connection: InlineConnection) -> None:
+        self._cursor = cursor
+        self._connection = connection
+
+    async def __aenter__(self) -> InlineCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
+        if sql.startswith("BEGIN IMMEDIATE"):
+            await asyncio.to_thread(self._cursor.execute, sql, parameters)
+            self._connection.writing = True
+        else:
+            self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class InlineConnection:
+    """An aiosqlite-shaped connection over a `sqlite3.Connection` shared with one thread."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection: sqlite3.Connection | None = connection  # None once closed
+        self.writing = False  # inside a BEGIN IMMEDIATE transaction
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._connection
+
+    def cursor(self) -> InlineCursor:
+        return InlineCursor(self.raw.cursor(), self)
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
+        return await self.cursor().execute(sql, parameters)
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self.raw.create_function(*args, **kwargs)
+
+    async def commit(self) -> None:
+        if self.writing:
+            self.writing = False
+            await asyncio.to_thread(self.raw.commit)
+        else:
+            self.raw.commit()
+
+    async def rollback(self) -> None:
+        self.writing = False
+        self.raw.rollback()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.raw.isolation_level  # type: ignore[no-any-return]
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._connection.raw.isolation_level = value
+
+
+class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """What SQLAlchemy's aiosqlite dialect takes as its driver module."""
+
+    __version__ = sqlite3.sqlite_version
+
+    def __init__(self) -> None:
+        super().__init__(self, sqlite3)  # type: ignore[arg-type]
+        self.has_stop = False  # no terminate(): a connection is closed, never killed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sqlite3, name)  # the DBAPI's exception classes and constants
+
+    def connect(self, *args: Any, **kwargs: Any) -> _AdaptedConnection:
+        kwargs.pop("async_creator_fn", None)
+        kwargs["check_same_thread"] = False  # BEGIN IMMEDIATE and COMMIT run on a thread
+        connection = InlineConnection(sqlite3.connect(*args, **kwargs))
+        return _AdaptedConnection(self, connection)  # type: ignore[arg-type]
