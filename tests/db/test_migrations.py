@@ -4,6 +4,9 @@ that keeps `ecrin.db.schema` and the revisions in step."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -120,3 +123,34 @@ async def test_processes_opening_one_database_at_once_migrate_it_once(database_u
     finally:
         for store in stores:
             await store.close()
+
+
+def test_the_newest_revision_is_found_without_alembic() -> None:
+    assert migrations._newest_revision_here() == migrations.head_revision()
+
+
+async def test_opening_an_up_to_date_database_does_not_load_alembic(
+    database_url: str, tmp_path: Path
+) -> None:
+    store = SqlMetadataStore(database_url, durable=False)
+    await store.open()
+    await store.close()
+    script = (
+        "import asyncio, sys\n"
+        "from ecrin.db.sql import SqlMetadataStore\n"
+        "async def main():\n"
+        f"    store = SqlMetadataStore({database_url!r}, durable=False)\n"
+        "    await store.open()\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('alembic', 'mako'))))\n"
+    )
+    opened = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert opened.stdout.strip() == "[]"
