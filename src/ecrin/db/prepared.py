@@ -1,0 +1,144 @@
+"""Statements built once, and run on SQLite without SQLAlchemy's execution layer.
+
+Measured on one indexed look-up through the asyncio engine: ~140 µs when the Core statement
+is built at each call, ~40 µs when it is built once (SQLAlchemy still makes a cache key, an
+execution context and a result), ~4 µs straight through sqlite3. Hot statements are
+therefore declared once, at import, with named `bindparam`s:
+
+    CHILD = Prepared(select(nodes).where(nodes.c.parent_id == bindparam("parent_id")))
+
+On PostgreSQL SQLAlchemy runs the prebuilt statement. On SQLite it is compiled once to SQL
+text and runs on the transaction's own sqlite3 connection (so inside the same transaction),
+and its rows are small named tuples that read like SQLAlchemy's (`row.name`, `row._mapping`).
+Only plain values cross this path: the schema's types (integers, text, floats, booleans)
+need no conversion but booleans, which SQLite returns as 0/1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Boolean
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select
+
+_SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
+
+RowFactory = Callable[[sqlite3.Cursor, tuple[Any, ...]], Any]
+
+
+class Prepared:
+    """One statement, built once; compiled for SQLite the first time it runs there."""
+
+    __slots__ = ("_sqlite", "statement")
+
+    def __init__(self, statement: Select[Any] | UpdateBase) -> None:
+        self.statement = statement
+        self._sqlite: _SqliteForm | None = None
+
+    def for_sqlite(self) -> _SqliteForm:
+        if self._sqlite is None:
+            compiled = self.statement.compile(dialect=_SQLITE)
+            required = {compiled.bind_names[b] for b in compiled.binds.values() if b.required}
+            # Values written in the statement itself, e.g. `.values(flag=True)`.
+            fixed = {n: v for n, v in compiled.params.items() if n not in required}
+            self._sqlite = _SqliteForm(
+                compiled.string,
+                tuple(compiled.positiontup or ()),
+                fixed,
+                _row_factory(self.statement),
+            )
+        return self._sqlite
+
+
+class _SqliteForm(NamedTuple):
+    sql: str  # with `?` markers
+    names: tuple[str, ...]  # the parameters, in the order of the markers
+    fixed: dict[str, Any]
+    rows: RowFactory | None
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[n] if n in values else self.fixed[n] for n in self.names)
+
+
+def _row_factory(statement: Select[Any] | UpdateBase) -> RowFactory | None:
+    columns = getattr(statement, "selected_columns", None)
+    if columns is None:  # an UPDATE or DELETE without RETURNING
+        returning = getattr(statement, "_returning", ())
+        if not returning:
+            return None
+        columns = returning
+    names = [column.key for column in columns]
+    booleans = [i for i, column in enumerate(columns) if isinstance(column.type, Boolean)]
+    row_type = _row_type(tuple(names))
+    if not booleans:
+        return lambda _cursor, values: row_type._make(values)
+
+    def with_booleans(_cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Any:
+        converted = list(values)
+        for i in booleans:
+            if converted[i] is not None:
+                converted[i] = bool(converted[i])
+        return row_type._make(converted)
+
+    return with_booleans
+
+
+def _row_type(names: tuple[str, ...]) -> Any:
+    base = namedtuple("Row", names)  # type: ignore[misc]  # names known only at run time
+
+    class Row(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(self._fields, self, strict=True))
+
+    return Row
+
+
+class PreparedRunner:
+    """Runs prepared statements in one transaction: its sqlite3 connection, or SQLAlchemy."""
+
+    __slots__ = ("_conn", "_raw")
+
+    def __init__(self, conn: AsyncConnection, raw: sqlite3.Connection | None) -> None:
+        self._conn = conn
+        self._raw = raw
+
+    @classmethod
+    async def of(cls, conn: AsyncConnection) -> PreparedRunner:
+        raw = None
+        if conn.dialect.name == "sqlite":
+            driver = (await conn.get_raw_connection()).driver_connection
+            raw = getattr(driver, "raw", None)  # sqlite_inline's connection
+        return cls(conn, raw)
+
+    def _sqlite(self, prepared: Prepared, values: Mapping[str, Any]) -> sqlite3.Cursor:
+        assert self._raw is not None
+        form = prepared.for_sqlite()
+        cursor = self._raw.cursor()
+        cursor.row_factory = form.rows
+        cursor.execute(form.sql, form.parameters(values))
+        return cursor
+
+    async def first(self, prepared: Prepared, **values: Any) -> Any | None:
+        if self._raw is not None:
+            return self._sqlite(prepared, values).fetchone()
+        return (await self._conn.execute(prepared.statement, values)).first()
+
+    async def all(self, prepared: Prepared, **values: Any) -> Sequence[Any]:
+        if self._raw is not None:
+            return self._sqlite(prepared, values).fetchall()
+        return (await self._conn.execute(prepared.statement, values)).all()
+
+    async def run(self, prepared: Prepared, **values: Any) -> int:
+        """Execute a change; the number of rows it touched."""
+        if self._raw is not None:
+            return self._sqlite(prepared, values).rowcount
+        return (await self._conn.execute(prepared.statement, values)).rowcount
