@@ -1,0 +1,141 @@
+"""SQLite write transactions, one at a time, sharing their COMMIT (and its fsync).
+
+SQLite has one writer at a time, and with `synchronous=FULL` every COMMIT fsyncs the WAL.
+Writers queue here; each runs in a SAVEPOINT of one open transaction, and that transaction
+commits when no writer is left in the queue (or after `MAX_BATCH` writers): a burst of small
+uploads costs one fsync per burst instead of one per file.
+
+What a writer may rely on is unchanged:
+- it returns only once the COMMIT holding its changes is durable; if that COMMIT fails, every
+  writer of the batch gets the error, and none of their changes is kept;
+- a writer whose block raises is rolled back to its savepoint alone; the batch goes on;
+- writers see each other's changes in queue order, exactly as if each had committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from ecrin.core.errors import Unavailable
+
+MAX_BATCH = 32  # bounds the wait of a batch's first writer
+
+
+@dataclass(eq=False)
+class _Batch:
+    conn: AsyncConnection
+    transaction: AsyncTransaction
+    raw: sqlite3.Connection
+    committed: asyncio.Future[None] = field(default_factory=asyncio.Future)
+    members: int = 0
+
+
+class GroupCommit:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._lock = asyncio.Lock()
+        self._queued = 0  # writers waiting for the lock
+        self._batch: _Batch | None = None
+        self._flush: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside this writer's savepoint; leaves once the changes are durable."""
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            batch = self._batch or await self._open()
+            batch.members += 1
+            try:
+                batch.raw.execute("SAVEPOINT writer")
+                yield batch.conn
+                batch.raw.execute("RELEASE writer")
+            except BaseException:
+                self._undo(batch)
+                raise
+            finally:
+                await self._end_turn(batch)
+        finally:
+            self._lock.release()
+        await asyncio.shield(batch.committed)
+
+    async def _open(self) -> _Batch:
+        conn = await self._engine.connect()
+        try:
+            conn = await conn.execution_options(ecrin_write=True)
+            transaction = await conn.begin()  # BEGIN IMMEDIATE
+            driver = (await conn.get_raw_connection()).driver_connection
+            raw = getattr(driver, "raw", None)
+            assert isinstance(raw, sqlite3.Connection), "group commit needs sqlite_inline"
+        except BaseException:
+            await conn.close()
+            raise
+        self._batch = _Batch(conn, transaction, raw)
+        return self._batch
+
+    def _undo(self, batch: _Batch) -> None:
+        """Roll this writer back; if SQLite already dropped the whole transaction (an I/O
+        error, a full disk), the batch is lost and its writers will hear so."""
+        if batch.raw.in_transaction:
+            with suppress(sqlite3.Error):
+                batch.raw.execute("ROLLBACK TO writer")
+                batch.raw.execute("RELEASE writer")
+                return
+        _fail(batch, Unavailable("the database dropped a write transaction; retry"))
+
+    async def _end_turn(self, batch: _Batch) -> None:
+        if batch.committed.done():  # failed under this writer
+            await self._close(batch, commit=False)
+        elif self._queued == 0 or batch.members >= MAX_BATCH:
+            await self._close(batch, commit=True)
+        elif self._flush is None:
+            # Writers are queued: one of them, or this task behind them all, commits.
+            self._flush = asyncio.create_task(self._flush_after_queue())
+
+    async def _flush_after_queue(self) -> None:
+        try:
+            async with self._lock:
+                if self._batch is not None:
+                    await self._close(self._batch, commit=True)
+        finally:
+            self._flush = None
+
+    async def _close(self, batch: _Batch, *, commit: bool) -> None:
+        self._batch = None
+        try:
+            if commit:
+                await batch.transaction.commit()
+            else:
+                await batch.transaction.rollback()
+        except BaseException as exc:
+            _fail(batch, exc)
+            with suppress(Exception):
+                await batch.transaction.rollback()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not batch.committed.done():
+                batch.committed.set_result(None)
+        finally:
+            await batch.conn.close()
+
+    async def close(self) -> None:
+        """Commit what is pending (at shutdown)."""
+        async with self._lock:
+            if self._batch is not None:
+                await self._close(self._batch, commit=True)
+
+
+def _fail(batch: _Batch, exc: BaseException) -> None:
+    if not batch.committed.done():
+        batch.committed.set_exception(exc)
+        batch.committed.exception()  # retrieved: the writers still waiting will raise it
