@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
 from ecrin.core.errors import Conflict
-from ecrin.core.model import DeadProperty, Lock, LockScope, Node, NodeKind, User
-from ecrin.db.protocol import MetadataStore, MetadataTransaction
+from ecrin.core.model import DeadProperty, Lock, LockScope, Mount, Node, NodeKind, User
+from ecrin.db.protocol import MetadataStore, MetadataTransaction, PathWalk
 
 NOW = 1_700_000_000.0
 
@@ -385,3 +386,228 @@ async def test_adding_a_member_twice_leaves_the_transaction_usable(
     async with metadata_store.read() as tx:
         assert [u.name for u in await tx.group_members(group.id)] == ["alice"]
         assert await tx.child(root.id, "after") is not None
+
+
+# --- few statements for many rows: path walks, change propagation, set-based copies -----
+
+
+async def share_with(tx: MetadataTransaction, node: Node, recipient: User, parent: Node) -> Mount:
+    """A user share of `node` mounted as "shared" in `parent` of the recipient's tree."""
+    share = await tx.insert_share(
+        share_type=0,
+        node_id=node.id,
+        node_owner_id=node.owner_id,
+        created_by=node.owner_id,
+        share_with_user=recipient.id,
+        permissions=31,
+        created_at=NOW,
+    )
+    mount = Mount(share.id, recipient.id, parent.id, "shared")
+    await tx.insert_mount(mount)
+    return mount
+
+
+async def test_walk_follows_names_and_finds_mount_points(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store, "alice")
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        a = await add_node(tx, home, "a")
+        b = await add_node(tx, a, "b")
+        await tx.insert_blob("b1", 10, "0" * 64, NOW)
+        f = await add_file(tx, b, "f", "b1")
+        bobs = await add_node(tx, await tx.root_node(bob.id), "bobs")
+        mount = await share_with(tx, bobs, alice, a)
+    async with metadata_store.read() as tx:
+        found = await tx.walk(alice.id, ["a", "b", "f"])
+        assert found == PathWalk(home, (a, b, f), None)
+        assert await tx.walk(alice.id, []) == PathWalk(home, (), None)
+        assert await tx.walk(alice.id, ["a", "missing", "f"]) == PathWalk(home, (a,), None)
+        assert await tx.walk(alice.id, ["a", "shared", "x"]) == PathWalk(home, (a,), mount)
+        # only the walker's own mount points
+        assert await tx.walk(bob.id, ["a", "shared"], start_id=home.id) == PathWalk(
+            home, (a,), None
+        )
+        assert await tx.walk(alice.id, ["f"], start_id=b.id) == PathWalk(b, (f,), None)
+        assert await tx.walk(alice.id, ["x"], start_id=10**9) == PathWalk(None, (), None)
+
+
+async def test_walk_follows_paths_deeper_than_one_statement(
+    metadata_store: MetadataStore,
+) -> None:
+    alice = await add_user(metadata_store)
+    chain: list[Node] = []
+    async with metadata_store.write() as tx:
+        parent = home = await tx.root_node(alice.id)
+        for depth in range(45):
+            parent = await add_node(tx, parent, f"level {depth}")
+            chain.append(parent)
+    names = [n.name for n in chain]
+    async with metadata_store.read() as tx:
+        assert await tx.walk(alice.id, names) == PathWalk(home, tuple(chain), None)
+        deeper = await tx.walk(alice.id, [*names, "missing", "more"])
+        assert deeper == PathWalk(home, tuple(chain), None)
+        half = await tx.walk(alice.id, [*names[:30], "missing", *names[31:]])
+        assert half == PathWalk(home, tuple(chain[:30]), None)
+
+
+async def test_bump_ancestors_says_which_are_shared(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store, "alice")
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        a = await add_node(tx, home, "a")
+        b = await add_node(tx, a, "b")
+        await share_with(tx, a, bob, await tx.root_node(bob.id))
+    async with metadata_store.write() as tx:
+        changed = await tx.bump_ancestors(b.id, 7)
+        assert sorted(changed.ids) == sorted([home.id, a.id, b.id])
+        assert changed.shared_ids == [a.id]
+        again = await tx.bump_ancestors(b.id, 1, skip=[a.id, home.id])
+        assert again.ids == [b.id] and again.shared_ids == []
+    async with metadata_store.read() as tx:
+        sizes = {n.id: (n.size, n.revision) for n in await tx.ancestors(b.id)}
+        assert [n.id for n in await tx.ancestors(b.id)] == [b.id, a.id, home.id]
+    assert sizes == {b.id: (8, 3), a.id: (7, 2), home.id: (7, 2)}
+
+
+async def test_usage_and_file_updates_return_what_they_changed(
+    metadata_store: MetadataStore,
+) -> None:
+    alice = await add_user(metadata_store, quota=100)
+    async with metadata_store.write() as tx:
+        changed = await tx.add_usage(alice.id, 30)
+        assert changed is not None and (changed.used_bytes, changed.quota_bytes) == (30, 100)
+        assert await tx.add_usage(alice.id, 0) is None
+        await tx.insert_blob("b1", 10, "0" * 64, NOW)
+        f = await add_file(tx, await tx.root_node(alice.id), "f", "b1")
+        updated = await tx.update_file(
+            f.id,
+            size=3,
+            mtime=NOW + 1,
+            blob_id="b1",
+            sha256="1" * 64,
+            content_type="text/plain",
+            checksums=None,
+        )
+        assert updated == await tx.node(f.id)
+        assert (updated.size, updated.revision, updated.content_type) == (3, 2, "text/plain")
+
+
+async def make_tree(tx: MetadataTransaction, parent: Node) -> Node:
+    """top/{one.txt, sub/{two.txt, deeper/{three.txt}}, empty/}, two blobs, two properties."""
+    await tx.insert_blob("first", 10, "0" * 64, NOW)
+    await tx.insert_blob("second", 10, "0" * 64, NOW)
+    top = await add_node(tx, parent, "top")
+    one = await add_file(tx, top, "one.txt", "first")
+    sub = await add_node(tx, top, "sub")
+    await add_file(tx, sub, "two.txt", "second")
+    await tx.retain_blob("second")
+    await add_file(tx, await add_node(tx, sub, "deeper"), "three.txt", "second")
+    await add_node(tx, top, "empty")
+    await tx.set_property(top.id, DeadProperty("urn:x", "color", "<x:color>red</x:color>"))
+    await tx.set_property(one.id, DeadProperty("urn:x", "tag", "<x:tag>a</x:tag>"))
+    await tx.bump_revisions([top.id], size_delta=30)
+    await tx.bump_revisions([sub.id], size_delta=20)
+    return top
+
+
+async def listing(tx: MetadataTransaction, node_id: int) -> dict[tuple[str, ...], tuple[Any, ...]]:
+    """What a copy must reproduce: each node's kind, sizes, contents and properties."""
+    return {
+        relative: (
+            node.kind,
+            node.size,
+            node.blob_id,
+            node.sha256,
+            node.mtime,
+            await tx.properties(node.id),
+        )
+        for node, relative in await tx.subtree(node_id)
+    }
+
+
+async def test_copy_subtree(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store, "alice")
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        top = await make_tree(tx, await tx.root_node(alice.id))
+        assert await tx.file_bytes(top.id) == 30
+        target = await tx.root_node(bob.id)
+        copy = await tx.copy_subtree(
+            top.id, parent_id=target.id, name="copy", owner_id=bob.id, now=NOW + 9
+        )
+    async with metadata_store.read() as tx:
+        assert copy == await tx.child(target.id, "copy")
+        assert await listing(tx, copy.id) == await listing(tx, top.id)
+        copied = [n for n, _ in await tx.subtree(copy.id)]
+        originals = {n.id for n, _ in await tx.subtree(top.id)}
+        assert not originals & {n.id for n in copied}
+        assert {(n.owner_id, n.revision, n.created_at) for n in copied} == {(bob.id, 1, NOW + 9)}
+        assert {b: r for b, (_, _, r) in (await tx.blob_records()).items()} == {
+            "first": 2,
+            "second": 4,
+        }
+        assert await tx.blob_records() == {
+            b: (10, "0" * 64, n) for b, n in (await tx.blob_reference_counts()).items()
+        }
+
+
+async def test_copy_subtree_of_one_node(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        top = await make_tree(tx, home)
+        alone = await tx.copy_subtree(
+            top.id, parent_id=home.id, name="alone", owner_id=alice.id, now=NOW, recursive=False
+        )
+        one = await tx.child(top.id, "one.txt")
+        assert one is not None
+        file_copy = await tx.copy_subtree(
+            one.id, parent_id=home.id, name="one", owner_id=alice.id, now=NOW, recursive=False
+        )
+    async with metadata_store.read() as tx:
+        assert await tx.children(alone.id) == []
+        assert alone.is_folder and alone.size == 0
+        assert await tx.properties(alone.id) == await tx.properties(top.id)
+        assert (file_copy.size, file_copy.blob_id) == (10, "first")
+        assert await tx.properties(file_copy.id) == await tx.properties(one.id)
+        assert (await tx.blob_records())["first"][2] == 2
+
+
+async def test_copy_subtree_into_itself_copies_it_as_it_was(
+    metadata_store: MetadataStore,
+) -> None:
+    """Through a share mounted twice, a COPY may land inside its own source."""
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        top = await make_tree(tx, await tx.root_node(alice.id))
+        before = await listing(tx, top.id)
+        sub = await tx.child(top.id, "sub")
+        assert sub is not None
+        copy = await tx.copy_subtree(
+            top.id, parent_id=sub.id, name="again", owner_id=alice.id, now=NOW
+        )
+    async with metadata_store.read() as tx:
+        assert await listing(tx, copy.id) == before
+        assert len(await tx.subtree(top.id)) == 2 * len(before)
+
+
+async def test_copy_subtree_conflicts(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        top = await make_tree(tx, home)
+        await add_node(tx, home, "taken")
+    with pytest.raises(Conflict):
+        async with metadata_store.write() as tx:
+            await tx.copy_subtree(
+                top.id, parent_id=home.id, name="taken", owner_id=alice.id, now=NOW
+            )
+    async with metadata_store.write() as tx:
+        await tx.set_blob_refcount("second", 0)  # as if released meanwhile
+    with pytest.raises(Conflict):
+        async with metadata_store.write() as tx:
+            await tx.copy_subtree(top.id, parent_id=home.id, name="new", owner_id=alice.id, now=NOW)
+    async with metadata_store.read() as tx:
+        assert await tx.child(home.id, "new") is None

@@ -6,8 +6,9 @@ or not at all; the services compose these primitives into the product's operatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ecrin.core.model import (
@@ -26,6 +27,23 @@ from ecrin.core.model import (
     User,
     Version,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PathWalk:
+    """What lies along a list of names below a start folder (see `MetadataTransaction.walk`)."""
+
+    start: Node | None  # None: no such start node
+    nodes: tuple[Node, ...]  # one per name, up to the first name with no node
+    mount: Mount | None  # the walker's mount point at that first missing name, if any
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedChain:
+    """The folders `bump_ancestors` changed, and which of them carry a share."""
+
+    ids: list[int]
+    shared_ids: list[int]
 
 
 class MetadataTransaction(Protocol):
@@ -53,7 +71,8 @@ class MetadataTransaction(Protocol):
 
     async def set_quota(self, user_id: int, quota_bytes: int | None) -> None: ...
 
-    async def add_usage(self, user_id: int, delta: int) -> None: ...
+    async def add_usage(self, user_id: int, delta: int) -> User | None:
+        """Add `delta` to the user's used bytes; returns the user as changed (None: delta 0)."""
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None: ...
 
@@ -77,6 +96,12 @@ class MetadataTransaction(Protocol):
     async def node(self, node_id: int) -> Node | None: ...
 
     async def child(self, parent_id: int, name: str) -> Node | None: ...
+
+    async def walk(
+        self, user_id: int, names: Sequence[str], *, start_id: int | None = None
+    ) -> PathWalk:
+        """From `start_id` (None: the user's home) down `names`, in one query per 20 names:
+        the nodes found, and where a name has no node, `user_id`'s mount point of that name."""
 
     async def children(self, parent_id: int) -> list[Node]: ...
 
@@ -106,7 +131,8 @@ class MetadataTransaction(Protocol):
         sha256: str,
         content_type: str | None,
         checksums: str | None,
-    ) -> None: ...
+    ) -> Node:
+        """Replace a file's contents (its revision bumps); returns the node as changed."""
 
     async def set_mtime(self, node_id: int, mtime: float) -> None: ...
 
@@ -115,11 +141,35 @@ class MetadataTransaction(Protocol):
     async def bump_revisions(self, node_ids: Iterable[int], size_delta: int = 0) -> None:
         """Mark folders changed (new etag) and add `size_delta` to their recursive size."""
 
+    async def bump_ancestors(
+        self, node_id: int, size_delta: int = 0, *, skip: Collection[int] = ()
+    ) -> ChangedChain:
+        """`bump_revisions` on the node and its ancestors up to its storage root, except
+        those in `skip`, in one statement; says which of them carry a share."""
+
     async def subtree(self, node_id: int) -> list[tuple[Node, tuple[str, ...]]]:
         """The node and all its descendants, parents before children, with relative paths."""
 
     async def delete_subtree(self, node_id: int) -> list[str]:
         """Delete a node and its descendants; returns blob ids whose refcount fell to 0."""
+
+    async def file_bytes(self, node_id: int) -> int:
+        """The total size of the files in the node's subtree (the node included; one query)."""
+
+    async def copy_subtree(
+        self,
+        node_id: int,
+        *,
+        parent_id: int,
+        name: str,
+        owner_id: int,
+        now: float,
+        recursive: bool = True,
+    ) -> Node:
+        """Copy a node under `parent_id` as `name` (with `recursive`, its descendants too):
+        new ids, revision 1, owned by `owner_id`, with their dead properties; each blob gains
+        a reference per copy. A few statements per tree level. Returns the copy of the node.
+        Conflict if the name is taken, or if a blob lost its last reference meanwhile."""
 
     async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None: ...
 
@@ -215,6 +265,9 @@ class MetadataTransaction(Protocol):
 
     async def ancestor_ids(self, node_id: int) -> list[int]:
         """The node and its ancestors up to its storage root, nearest first (one query)."""
+
+    async def ancestors(self, node_id: int) -> list[Node]:
+        """Like `ancestor_ids`, with the whole nodes (one query)."""
 
     async def set_subtree_owner(self, node_ids: Sequence[int], owner_id: int) -> None: ...
 

@@ -18,14 +18,27 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import FromClause
 
 from ecrin.core.errors import Conflict, StorageError
 from ecrin.core.model import (
@@ -54,6 +67,7 @@ from ecrin.db.engine import (
     normalise_url,
     use_write_ahead_log,
 )
+from ecrin.db.protocol import ChangedChain, PathWalk
 from ecrin.db.schema import (
     app_passwords,
     blobs,
@@ -90,8 +104,90 @@ def _user(row: Row[Any]) -> User:
     return _record(User, row)
 
 
-def _node(row: Row[Any]) -> Node:
-    return _record(Node, row, kind=NodeKind(row.kind))
+_KINDS = {kind.value: kind for kind in NodeKind}
+
+
+def _node(columns: Sequence[Any]) -> Node:
+    """A node from the columns of `nodes` in table order: a `select(nodes)` row, or a slice of
+    a wider row. Positional, with no per-field lookup: a PROPFIND converts thousands."""
+    (
+        node_id,
+        parent_id,
+        owner_id,
+        name,
+        kind,
+        size,
+        mtime,
+        revision,
+        blob_id,
+        sha256,
+        content_type,
+        checksums,
+        created_at,
+    ) = columns
+    return Node(
+        node_id,
+        parent_id,
+        owner_id,
+        name,
+        _KINDS[kind],
+        size,
+        mtime,
+        revision,
+        blob_id,
+        sha256,
+        content_type,
+        created_at,
+        checksums,
+    )
+
+
+# What `copy_subtree` inserts, in the order `_copy_columns` selects it.
+_COPIED = [
+    "parent_id",
+    "name",
+    "kind",
+    "size",
+    "mtime",
+    "revision",
+    "blob_id",
+    "sha256",
+    "content_type",
+    "checksums",
+    "owner_id",
+    "created_at",
+]
+
+
+def _copy_columns(
+    source: Any, parent_id: Any, name: Any, size: Any, owner_id: int, now: float
+) -> list[Any]:
+    """The `_COPIED` columns of a copy of `source`, with a revision history of its own."""
+    return [
+        parent_id,
+        name,
+        source.c.kind,
+        size,
+        source.c.mtime,
+        literal(1),
+        source.c.blob_id,
+        source.c.sha256,
+        source.c.content_type,
+        source.c.checksums,
+        literal(owner_id),
+        literal(now),
+    ]
+
+
+def _file_size(source: Any) -> Any:
+    """A node's own bytes: a file's size, 0 for a folder (whose size counts what is below)."""
+    return case((source.c.kind == NodeKind.FILE.value, source.c.size), else_=literal(0))
+
+
+_NODE_WIDTH = len(nodes.columns)
+_MOUNT_WIDTH = len(mounts.columns)
+# Names a `walk` statement follows: each joins two tables, and SQLite joins at most 64.
+_WALK_SPAN = 20
 
 
 def _lock(row: Row[Any]) -> Lock:
@@ -230,13 +326,16 @@ class SqlTransaction:
             update(users).where(users.c.id == user_id).values(quota_bytes=quota_bytes)
         )
 
-    async def add_usage(self, user_id: int, delta: int) -> None:
-        if delta:
-            await self._conn.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(used_bytes=users.c.used_bytes + delta)
-            )
+    async def add_usage(self, user_id: int, delta: int) -> User | None:
+        if not delta:
+            return None
+        row = await self._one(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(used_bytes=users.c.used_bytes + delta)
+            .returning(*users.columns)
+        )
+        return _user(row) if row else None
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None:
         await self._conn.execute(
@@ -324,6 +423,70 @@ class SqlTransaction:
         )
         return _node(row) if row else None
 
+    async def walk(
+        self, user_id: int, names: Sequence[str], *, start_id: int | None = None
+    ) -> PathWalk:
+        """From `start_id` (None: the user's home) down `names`, in one query per 20 names:
+        the nodes found, and where a name has no node, `user_id`'s mount point of that name.
+
+        On PostgreSQL, a writer's walk from a home locks the home's root row (module
+        docstring), as `root_node` does."""
+        start, found, mount = await self._walk_span(user_id, names[:_WALK_SPAN], start_id)
+        walked = min(len(names), _WALK_SPAN)
+        while start is not None and len(found) == walked < len(names):  # all found so far
+            span = names[walked : walked + _WALK_SPAN]
+            _, more, mount = await self._walk_span(user_id, span, found[-1].id)
+            found += more
+            walked += len(span)
+        return PathWalk(start, tuple(found), mount)
+
+    async def _walk_span(
+        self, user_id: int, names: Sequence[str], start_id: int | None
+    ) -> tuple[Node | None, list[Node], Mount | None]:
+        """One statement: the start node joined with a child per name (and the user's mount
+        point of that name), outer joins so a missing name ends the path with NULLs."""
+        hops = [nodes.alias(f"n{depth}") for depth in range(len(names) + 1)]
+        points = [mounts.alias(f"m{depth}") for depth in range(1, len(names) + 1)]
+        joined: FromClause
+        if start_id is None:
+            joined = users.join(hops[0], hops[0].c.id == users.c.root_node_id)
+            where = users.c.id == user_id
+        else:
+            joined, where = hops[0], hops[0].c.id == start_id
+        for name, above, here, point in zip(names, hops[:-1], hops[1:], points, strict=True):
+            joined = joined.outerjoin(
+                here, and_(here.c.parent_id == above.c.id, here.c.name == name)
+            ).outerjoin(
+                point,
+                and_(
+                    point.c.user_id == user_id,
+                    point.c.parent_id == above.c.id,
+                    point.c.name == name,
+                ),
+            )
+        columns = [c for hop in hops for c in hop.columns]
+        columns += [c for point in points for c in point.columns]
+        query = select(*columns).select_from(joined).where(where)
+        if self._lock_homes and start_id is None:
+            query = query.with_for_update(of=hops[0])
+        row = await self._one(query)
+        if row is None:
+            if start_id is None:
+                raise StorageError(f"user {user_id} has no home folder")
+            return None, [], None
+        values = tuple(row)
+        found: list[Node] = []
+        mount_offset = _NODE_WIDTH * len(hops)
+        for depth in range(1, len(hops)):
+            hop = values[_NODE_WIDTH * depth : _NODE_WIDTH * (depth + 1)]
+            if hop[0] is None:
+                at = mount_offset + _MOUNT_WIDTH * (depth - 1)
+                point_values = values[at : at + _MOUNT_WIDTH]
+                mount = Mount(*point_values) if point_values[0] is not None else None
+                return _node(values[:_NODE_WIDTH]), found, mount
+            found.append(_node(hop))
+        return _node(values[:_NODE_WIDTH]), found, None
+
     async def children(self, parent_id: int) -> list[Node]:
         rows = await self._all(
             select(nodes)
@@ -378,8 +541,9 @@ class SqlTransaction:
         sha256: str,
         content_type: str | None,
         checksums: str | None,
-    ) -> None:
-        await self._conn.execute(
+    ) -> Node:
+        """Replace a file's contents (its revision bumps); returns the node as changed."""
+        row = await self._one(
             update(nodes)
             .where(nodes.c.id == node_id)
             .values(
@@ -391,7 +555,11 @@ class SqlTransaction:
                 checksums=checksums,
                 revision=nodes.c.revision + 1,
             )
+            .returning(*nodes.columns)
         )
+        if row is None:
+            raise StorageError(f"node {node_id} vanished during its update")
+        return _node(row)
 
     async def set_mtime(self, node_id: int, mtime: float) -> None:
         await self._conn.execute(update(nodes).where(nodes.c.id == node_id).values(mtime=mtime))
@@ -415,6 +583,39 @@ class SqlTransaction:
                 .where(nodes.c.id.in_(ids))
                 .values(revision=nodes.c.revision + 1, size=nodes.c.size + size_delta)
             )
+
+    async def bump_ancestors(
+        self, node_id: int, size_delta: int = 0, *, skip: Collection[int] = ()
+    ) -> ChangedChain:
+        """`bump_revisions` on the node and its ancestors up to its storage root, except
+        those in `skip`, in one statement; says which of them carry a share."""
+        chain = select(self._chain(node_id).c.id)
+        shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
+        statement = (
+            update(nodes)
+            .where(nodes.c.id.in_(chain))
+            .values(revision=nodes.c.revision + 1, size=nodes.c.size + size_delta)
+            .returning(nodes.c.id, shared.label("shared"))
+        )
+        if skip:
+            statement = statement.where(nodes.c.id.not_in(list(skip)))
+        rows = await self._all(statement)
+        return ChangedChain(
+            ids=[int(r.id) for r in rows], shared_ids=[int(r.id) for r in rows if r.shared]
+        )
+
+    def _chain(self, node_id: int) -> Any:
+        """A recursive CTE (id, parent_id, depth) of the node and its ancestors, depth 0 first."""
+        up = (
+            select(nodes.c.id, nodes.c.parent_id, literal(0).label("depth"))
+            .where(nodes.c.id == node_id)
+            .cte("up", recursive=True)
+        )
+        return up.union_all(
+            select(nodes.c.id, nodes.c.parent_id, (up.c.depth + 1).label("depth")).join(
+                up, nodes.c.id == up.c.parent_id
+            )
+        )
 
     async def subtree(self, node_id: int) -> list[tuple[Node, tuple[str, ...]]]:
         """The node and all its descendants, parents before children, with relative paths."""
@@ -460,6 +661,130 @@ class SqlTransaction:
             batch = ids[max(0, start - 500) : start]
             await self._conn.execute(delete(nodes).where(nodes.c.id.in_(batch)))
         return released
+
+    async def file_bytes(self, node_id: int) -> int:
+        """The total size of the files in the node's subtree (the node included; one query)."""
+        tree = select(nodes.c.id).where(nodes.c.id == node_id).cte("tree", recursive=True)
+        tree = tree.union_all(select(nodes.c.id).join(tree, nodes.c.parent_id == tree.c.id))
+        row = await self._one(
+            select(func.coalesce(func.sum(nodes.c.size), literal(0)))
+            .select_from(nodes.join(tree, nodes.c.id == tree.c.id))
+            .where(nodes.c.kind == NodeKind.FILE.value)
+        )
+        return int(row[0]) if row else 0
+
+    async def copy_subtree(
+        self,
+        node_id: int,
+        *,
+        parent_id: int,
+        name: str,
+        owner_id: int,
+        now: float,
+        recursive: bool = True,
+    ) -> Node:
+        """Copy a node under `parent_id` as `name` (with `recursive`, its descendants too):
+        new ids, revision 1, owned by `owner_id`, with their dead properties; each blob gains
+        a reference per copy. A few statements per tree level. Returns the copy of the node.
+        Conflict if the name is taken, or if a blob lost its last reference meanwhile.
+
+        The copy mirrors the source name by name, so which copy stands for which source node
+        is found by walking both trees together (`_copy_pairs`), level by level, in SQL."""
+        source = nodes.alias("source")
+        size = source.c.size if recursive else _file_size(source)
+        parent, copy_name = literal(parent_id, BigInteger), literal(name)
+        copy_root = select(*_copy_columns(source, parent, copy_name, size, owner_id, now)).where(
+            source.c.id == node_id
+        )
+        try:
+            row = await self._one(
+                insert(nodes).from_select(_COPIED, copy_root).returning(*nodes.columns)
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"{name!r} already exists") from exc
+        if row is None:
+            raise StorageError(f"node {node_id} vanished while being copied")
+        root = _node(row)
+        blob_ids = {root.blob_id} - {None}
+        depth, folders = 0, root.is_folder and recursive
+        while folders:
+            depth += 1
+            pairs = self._copy_pairs(node_id, root.id, below=depth - 1)
+            level = (
+                select(
+                    *_copy_columns(
+                        source, pairs.c.copy_id, source.c.name, source.c.size, owner_id, now
+                    )
+                )
+                .select_from(pairs.join(source, source.c.parent_id == pairs.c.source_id))
+                .where(pairs.c.depth == depth - 1, source.c.id != root.id)
+            )
+            rows = await self._all(
+                insert(nodes).from_select(_COPIED, level).returning(nodes.c.kind, nodes.c.blob_id)
+            )
+            blob_ids.update(r.blob_id for r in rows if r.blob_id is not None)
+            folders = any(r.kind == NodeKind.FOLDER.value for r in rows)
+        pairs = self._copy_pairs(node_id, root.id, below=None if recursive else 0)
+        await self._conn.execute(
+            insert(properties).from_select(
+                ["node_id", "namespace", "name", "xml"],
+                select(
+                    pairs.c.copy_id, properties.c.namespace, properties.c.name, properties.c.xml
+                ).select_from(properties.join(pairs, properties.c.node_id == pairs.c.source_id)),
+            )
+        )
+        if blob_ids and await self._retain_copied_blobs(root.id) != len(blob_ids):
+            raise Conflict("the contents being copied were deleted meanwhile")
+        return root
+
+    def _copy_pairs(self, source_id: int, copy_id: int, *, below: int | None) -> Any:
+        """A recursive CTE (source_id, copy_id, depth) pairing each source node, down to depth
+        `below` (None: all), with its copy: same name under the copy of its parent. The copy
+        itself is never taken for a source node (it may sit inside the source, through a share
+        mounted twice), so the source is the tree as it was before the copy."""
+        pairs = select(
+            literal(source_id, BigInteger).label("source_id"),
+            literal(copy_id, BigInteger).label("copy_id"),
+            literal(0).label("depth"),
+        ).cte("pairs", recursive=True)
+        original, duplicate = nodes.alias("original"), nodes.alias("duplicate")
+        step = (
+            select(original.c.id, duplicate.c.id, pairs.c.depth + 1)
+            .select_from(
+                pairs.join(original, original.c.parent_id == pairs.c.source_id).join(
+                    duplicate,
+                    and_(
+                        duplicate.c.parent_id == pairs.c.copy_id,
+                        duplicate.c.name == original.c.name,
+                    ),
+                )
+            )
+            .where(original.c.id != copy_id)
+        )
+        if below is not None:
+            step = step.where(pairs.c.depth < below)
+        return pairs.union_all(step)
+
+    async def _retain_copied_blobs(self, copy_id: int) -> int:
+        """One more reference per file below (and at) a fresh copy, grouped per blob; returns
+        how many blob rows it found."""
+        copied = select(nodes.c.id).where(nodes.c.id == copy_id).cte("copied", recursive=True)
+        copied = copied.union_all(select(nodes.c.id).join(copied, nodes.c.parent_id == copied.c.id))
+        counts = (
+            select(nodes.c.blob_id, func.count().label("n"))
+            .select_from(nodes.join(copied, nodes.c.id == copied.c.id))
+            .where(nodes.c.blob_id.is_not(None))
+            .group_by(nodes.c.blob_id)
+            .subquery("counts")
+        )
+        # RETURNING rather than rowcount: Python's sqlite3 has no rowcount for a WITH statement.
+        rows = await self._all(
+            update(blobs)
+            .where(blobs.c.id == counts.c.blob_id)
+            .values(refcount=blobs.c.refcount + counts.c.n)
+            .returning(blobs.c.id)
+        )
+        return len(rows)
 
     # --- blobs ---------------------------------------------------------------------------
 
@@ -784,18 +1109,15 @@ class SqlTransaction:
 
     async def ancestor_ids(self, node_id: int) -> list[int]:
         """The node and its ancestors up to its storage root, nearest first (one query)."""
-        up = (
-            select(nodes.c.id, nodes.c.parent_id, literal(0).label("depth"))
-            .where(nodes.c.id == node_id)
-            .cte("up", recursive=True)
-        )
-        up = up.union_all(
-            select(nodes.c.id, nodes.c.parent_id, (up.c.depth + 1).label("depth")).join(
-                up, nodes.c.id == up.c.parent_id
-            )
-        )
+        up = self._chain(node_id)
         rows = await self._all(select(up.c.id).order_by(up.c.depth))
         return [int(r.id) for r in rows]
+
+    async def ancestors(self, node_id: int) -> list[Node]:
+        """Like `ancestor_ids`, with the whole nodes (one query)."""
+        up = self._chain(node_id)
+        rows = await self._all(select(nodes).join(up, nodes.c.id == up.c.id).order_by(up.c.depth))
+        return [_node(r) for r in rows]
 
     async def set_subtree_owner(self, node_ids: Sequence[int], owner_id: int) -> None:
         for start in range(0, len(node_ids), 500):
@@ -807,11 +1129,13 @@ class SqlTransaction:
 
     async def trash_root(self, user_id: int, now: float) -> Node:
         """The folder that holds a user's deleted items (created on first use)."""
-        row = await self._one(select(users.c.trash_node_id).where(users.c.id == user_id))
-        if row is not None and row[0] is not None:
-            found = await self.node(row[0])
-            if found is not None:
-                return found
+        row = await self._one(
+            select(nodes)
+            .join(users, users.c.trash_node_id == nodes.c.id)
+            .where(users.c.id == user_id)
+        )
+        if row is not None:
+            return _node(row)
         return await self._new_root(user_id, users.c.trash_node_id, now)
 
     async def _new_root(self, user_id: int, column: Any, now: float) -> Node:
@@ -1054,10 +1378,9 @@ class SqlTransaction:
     # --- trash ---------------------------------------------------------------------------
 
     async def insert_trash(self, **values: Any) -> TrashItem:
-        result = await self._conn.execute(insert(trash).values(**values))
-        item = await self.trash_item(result.inserted_primary_key[0])  # type: ignore[index]
-        assert item is not None
-        return item
+        row = await self._one(insert(trash).values(**values).returning(*trash.columns))
+        assert row is not None
+        return _trash_item(row)
 
     async def trash_item(self, item_id: int) -> TrashItem | None:
         row = await self._one(select(trash).where(trash.c.id == item_id))
