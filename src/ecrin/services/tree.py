@@ -107,29 +107,42 @@ async def link_root(
 
 
 async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float) -> Resolved:
-    """Walk the path from the user's home. A missing parent folder is a Conflict (409)."""
+    """Walk the path from the user's home. A missing parent folder is a Conflict (409).
+
+    The nodes along the path come from one query (`MetadataTransaction.walk`), and one more
+    after each mount point crossed; the decisions are taken here, segment by segment."""
     share: Share | None = None
-    if user.link_share_id is not None:
-        node, permissions, share = await link_root(tx, user.link_share_id, now)
+    if user.link_share_id is None:
+        walk = await tx.walk(user.id, path.segments)
+        assert walk.start is not None  # a home always exists (or `walk` raises)
+        node, permissions = walk.start, Permission.ALL
     else:
-        node = await tx.root_node(user.id)
-        permissions = Permission.ALL
+        node, permissions, share = await link_root(tx, user.link_share_id, now)
+        if not path.is_root:
+            walk = await tx.walk(user.id, path.segments, start_id=node.id)
     if path.is_root:
         return Resolved(path, (), node, permissions, permissions, share)
     ancestors: list[Node] = []
     parent_permissions = permissions
     mount: Mount | None = None
-    for index, name in enumerate(path.segments):
+    walked_from = 0  # the index in path.segments of walk.nodes[0]
+    for index in range(len(path.segments)):
         if not node.is_folder or (Permission.READ not in permissions and index > 0):
             raise Conflict(f"{DavPath(path.segments[:index])} is not a folder")
         ancestors.append(node)
         parent_permissions = permissions
         mount = None
-        child = await tx.child(node.id, name)
+        position = index - walked_from
+        child = walk.nodes[position] if position < len(walk.nodes) else None
         if child is None and node.owner_id == user.id:
-            mount = await tx.mount_at(user.id, node.id, name)
+            mount = walk.mount  # the user's mount point of this name in this folder, if any
             if mount is not None:
-                child, share, permissions = await _enter(tx, mount, user, now)
+                share, permissions = await _enter(tx, mount, user, now)
+                if share is not None:
+                    walked_from = index + 1
+                    rest = path.segments[walked_from:]
+                    walk = await tx.walk(user.id, rest, start_id=share.node_id)
+                    child = walk.start
                 if child is None:
                     mount = None
         if child is None:
@@ -146,14 +159,15 @@ async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float
 
 async def _enter(
     tx: MetadataTransaction, mount: Mount, user: User, now: float
-) -> tuple[Node | None, Share | None, Permission]:
+) -> tuple[Share | None, Permission]:
+    """The share behind a mount point and what it grants; (None, NONE) if it cannot be read."""
     share = await tx.share(mount.share_id)
     if share is None:
-        return None, None, Permission.NONE
+        return None, Permission.NONE
     permissions = await share_permissions(tx, share, user, now)
     if Permission.READ not in permissions:
-        return None, None, Permission.NONE
-    return await tx.node(share.node_id), share, permissions
+        return None, Permission.NONE
+    return share, permissions
 
 
 async def resolve_existing(
