@@ -95,10 +95,23 @@ async def check_quota(tx: MetadataTransaction, owner_id: int, extra_bytes: int) 
     owner = await tx.user_by_id(owner_id)
     if owner is None or owner.quota_bytes is None:
         return
-    if owner.used_bytes + extra_bytes > owner.quota_bytes:
+    _refuse_over_quota(owner.used_bytes, owner.quota_bytes, extra_bytes)
+
+
+async def charge_usage(tx: MetadataTransaction, owner_id: int, delta: int) -> None:
+    """Add `delta` bytes to the owner's usage, as `check_quota` then `add_usage` would, in one
+    statement: a growth past the quota raises QuotaExceeded, which rolls the change back with
+    the rest of the transaction."""
+    owner = await tx.add_usage(owner_id, delta)
+    if delta > 0 and owner is not None and owner.quota_bytes is not None:
+        _refuse_over_quota(owner.used_bytes - delta, owner.quota_bytes, delta)
+
+
+def _refuse_over_quota(used_bytes: int, quota_bytes: int, extra_bytes: int) -> None:
+    if used_bytes + extra_bytes > quota_bytes:
         raise QuotaExceeded(
             f"storing {extra_bytes} more bytes would exceed the quota of "
-            f"{owner.quota_bytes} bytes ({owner.used_bytes} used)"
+            f"{quota_bytes} bytes ({used_bytes} used)"
         )
 
 
@@ -263,10 +276,11 @@ class FileService:
             (conditions or WriteConditions()).check(current)
             owner_id = found.storage_owner_id
             delta = size - (current.size if current else 0)
-            await check_quota(tx, owner_id, delta)
+            await charge_usage(tx, owner_id, delta)
             await tx.insert_blob(blob_id, size, sha256, now)
+            # The file is no ancestor of anything: what is written here is what is stored.
             if current is None:
-                node = await tx.insert_node(
+                stored = await tx.insert_node(
                     parent_id=found.parent.id,
                     owner_id=owner_id,
                     name=found.path.name,
@@ -279,14 +293,12 @@ class FileService:
                     content_type=content_type,
                     checksums=checksums,
                 )
-                node_id = node.id
             else:
-                node_id = current.id
                 if current.blob_id:
                     await tx.insert_version(current, now, user.id)
-                    released = await self._apply_retention(tx, node_id, now)
-                await tx.update_file(
-                    node_id,
+                    released = await self._apply_retention(tx, current.id, now)
+                stored = await tx.update_file(
+                    current.id,
                     size=size,
                     mtime=mtime or now,
                     blob_id=blob_id,
@@ -295,9 +307,6 @@ class FileService:
                     checksums=checksums,
                 )
             await propagate_change(tx, found.parent.id, delta)
-            await tx.add_usage(owner_id, delta)
-            stored = await tx.node(node_id)
-            assert stored is not None
         await self.notifier.changed(user, found.path, stored.etag)
         await self.discard(released)
         return UploadResult(stored, created=current is None)
@@ -377,12 +386,8 @@ class FileService:
     ) -> None:
         node = found.existing()
         owner_id = node.owner_id
-        chain = await tx.ancestor_ids(node.id)
-        names: list[str] = []
-        for ancestor_id in chain[1:-1]:
-            ancestor = await tx.node(ancestor_id)
-            assert ancestor is not None
-            names.append(ancestor.name)
+        chain = await tx.ancestors(node.id)
+        names = [ancestor.name for ancestor in chain[1:-1]]
         original = "/".join([*reversed(names), node.name])
         trash_root = await tx.trash_root(owner_id, now)
         await tx.move_node(node.id, trash_root.id, f"{node.id}")
@@ -430,16 +435,18 @@ class FileService:
         node = src.existing()
         new_owner = dst.storage_owner_id
         if new_owner != node.owner_id:
-            await check_quota(tx, new_owner, node.size)
+            await charge_usage(tx, new_owner, node.size)
             entries = await tx.subtree(node.id)
             await tx.set_subtree_owner([n.id for n, _ in entries], new_owner)
             await tx.add_usage(node.owner_id, -node.size)
-            await tx.add_usage(new_owner, node.size)
         assert node.parent_id is not None
         await tx.move_node(node.id, dst.parent.id, destination.name)
         await propagate_change(tx, node.parent_id, -node.size)
         await propagate_change(tx, dst.parent.id, node.size)
-        return await tx.node(node.id)
+        # Only folders above it changed: the node's own revision did not.
+        return dataclasses.replace(
+            node, parent_id=dst.parent.id, name=destination.name, owner_id=new_owner
+        )
 
     async def _move_mount(
         self,
@@ -496,37 +503,23 @@ class FileService:
             src = await resolve_existing(tx, user, source, now)
             dst, created = await self._clear_destination(tx, user, destination, overwrite, now)
             dst.require(Permission.CREATE, on_parent=True)
-            entries = await tx.subtree(src.existing().id)
-            if not recursive:
-                entries = entries[:1]
-            size = sum(n.size for n, _ in entries if n.kind is NodeKind.FILE)
+            node = src.existing()
+            if not node.is_folder:
+                size = node.size
+            else:
+                size = await tx.file_bytes(node.id) if recursive else 0
             owner_id = dst.storage_owner_id
-            await check_quota(tx, owner_id, size)
-            new_ids: dict[tuple[str, ...], int] = {}
-            for node, relative in entries:
-                parent_id = dst.parent.id if not relative else new_ids[relative[:-1]]
-                copied = await tx.insert_node(
-                    parent_id=parent_id,
-                    owner_id=owner_id,
-                    name=destination.name if not relative else node.name,
-                    kind=node.kind,
-                    size=node.size if node.kind is NodeKind.FILE or recursive else 0,
-                    mtime=node.mtime,
-                    now=now,
-                    blob_id=node.blob_id,
-                    sha256=node.sha256,
-                    content_type=node.content_type,
-                    checksums=node.checksums,
-                )
-                if node.blob_id:
-                    await tx.retain_blob(node.blob_id)
-                for prop in await tx.properties(node.id):
-                    await tx.set_property(copied.id, prop)
-                new_ids[relative] = copied.id
+            await charge_usage(tx, owner_id, size)
+            copied = await tx.copy_subtree(
+                node.id,
+                parent_id=dst.parent.id,
+                name=destination.name,
+                owner_id=owner_id,
+                now=now,
+                recursive=recursive,
+            )
             await propagate_change(tx, dst.parent.id, size)
-            await tx.add_usage(owner_id, size)
-            copied_root = await tx.node(new_ids[()])
-        await self.notifier.changed(user, destination, copied_root.etag if copied_root else None)
+        await self.notifier.changed(user, destination, copied.etag)
         return created
 
     async def discard(self, blob_ids: list[str]) -> None:

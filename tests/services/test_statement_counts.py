@@ -1,0 +1,72 @@
+"""How many SQL statements the everyday operations send (docs/benchmarks.md: each one costs
+several thread hand-offs). A path is resolved in one statement whatever its depth; a change
+reaches every folder above it in one more. These bounds fail when a change adds some."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ecrin.app import EcrinApp
+from ecrin.core.model import User
+from ecrin.core.paths import DavPath
+from tests.services.statements import StatementCounter, counting
+from tests.support import Dav
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@pytest.fixture
+async def user(app: EcrinApp, alice: Dav) -> User:
+    await alice.mkcol("/a")
+    await alice.mkcol("/a/b")
+    await alice.mkcol("/a/b/c")
+    await alice.put("/a/b/c/existing.txt", b"x" * 4096, status=201)
+    await alice.put("/a/gone.txt", b"x", status=201)
+    return await app.runtime.services.accounts.get_user("alice")
+
+
+@pytest.fixture
+def statements(app: EcrinApp) -> AsyncIterator[StatementCounter]:
+    with counting(app.runtime.metadata.engine) as counter:
+        yield counter
+
+
+def path(text: str) -> DavPath:
+    return DavPath.parse(text)
+
+
+async def test_reading(app: EcrinApp, user: User, statements: StatementCounter) -> None:
+    files = app.runtime.services.files
+    _, stat = await statements.count(files.stat(user, path("/a/b/c/existing.txt")))
+    _, listing = await statements.count(files.list_folder(user, path("/a/b/c")))
+    _, missing = await statements.count(files.lookup(user, path("/a/b/c/missing.txt")))
+    assert (stat, listing, missing) == (1, 3, 1), statements.statements
+
+
+async def test_writing_files(app: EcrinApp, user: User, statements: StatementCounter) -> None:
+    files = app.runtime.services.files
+    upload = files.upload(user, path("/a/b/c/new.txt"), body(b"y" * 4096), length=4096)
+    created, new = await statements.count(upload)
+    assert created.created
+    upload = files.upload(user, path("/a/b/c/new.txt"), body(b"z" * 4096), length=4096)
+    _, overwrite = await statements.count(upload)
+    # new: resolve, usage and quota, blob, node, every folder above
+    # overwrite: resolve, blob, version, retention, node, every folder above
+    assert (new, overwrite) == (5, 6), statements.statements
+
+
+async def test_tree_operations(app: EcrinApp, user: User, statements: StatementCounter) -> None:
+    files = app.runtime.services.files
+    await files.delete(user, path("/a/gone.txt"))  # the trash folder now exists
+    _, mkcol = await statements.count(files.make_folder(user, path("/a/b/c/new")))
+    move = files.move(user, path("/a/b/c"), path("/a/moved"), overwrite=False)
+    _, moved = await statements.count(move)
+    _, deleted = await statements.count(files.delete(user, path("/a/moved")))
+    # move: both paths, the node, the folders above where it was and where it lands
+    # delete: the path, the original path, the trash folder, the node, its trash record,
+    # the folders above, usage
+    assert (mkcol, moved, deleted) == (3, 5, 7), statements.statements
