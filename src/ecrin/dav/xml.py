@@ -95,6 +95,13 @@ def close_tag(name: PropName) -> str:
     return local if not namespace else f"x:{local}"
 
 
+def xml_text(value: str) -> str:
+    """`escape(value)` for character data, without its cost when there is nothing to escape."""
+    if "&" in value or "<" in value or ">" in value:
+        return escape(value)
+    return value
+
+
 def empty_element(name: PropName) -> str:
     return f"<{tag(name)}/>"
 
