@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from xml.sax.saxutils import escape
 
 from lxml import etree
 from starlette.responses import Response
 
 from ecrin.core.errors import BadRequest, Forbidden
-from ecrin.core.model import DeadProperty, Node
+from ecrin.core.model import DeadProperty
 from ecrin.core.paths import DavPath
 from ecrin.dav.context import DavContext
-from ecrin.dav.live_properties import ALLPROP, LIVE, PropertyView
-from ecrin.dav.responses import xml_response
-from ecrin.dav.xml import DAV, NAMESPACE_DECLARATIONS, OC, PropName, elements, empty_element, qname
+from ecrin.dav.live_properties import ALLPROP, FOLDER, LIVE, Batch, PropertyScope
+from ecrin.dav.multistatus import multistatus_response, quote_name, response_xml
+from ecrin.dav.xml import DAV, OC, PropName, elements, empty_element, qname
 from ecrin.services.files import Entry
-
-OK = "<d:status>HTTP/1.1 200 OK</d:status>"
-NOT_FOUND = "<d:status>HTTP/1.1 404 Not Found</d:status>"
 
 
 def parse_request(root: etree._Element | None) -> tuple[str, list[PropName]]:
@@ -41,41 +39,96 @@ def parse_request(root: etree._Element | None) -> tuple[str, list[PropName]]:
     return mode, names
 
 
-def render_response(
-    href: str,
-    node: Node,
-    view: PropertyView,
-    mode: str,
-    names: list[PropName],
-    dead: list[DeadProperty],
-) -> str:
-    dead_by_name = {(p.namespace, p.name): p.xml for p in dead}
-    found: list[str] = []
-    missing: list[str] = []
-    if mode == "propname":
-        present = [n for n in LIVE if LIVE[n](node, view) is not None] + list(dead_by_name)
-        found = [empty_element(n) for n in present]
-    else:
-        wanted = list(ALLPROP) + list(dead_by_name) if mode == "allprop" else names
-        for name in wanted:
-            live = LIVE.get(name)
-            value = live(node, view) if live else dead_by_name.get(name)
+BATCH_ENTRIES = 128  # entries rendered together: enough to amortise, few enough to stream
+
+
+class ResponseRenderer:
+    """Renders `d:response` elements for one PROPFIND's mode and property names.
+
+    Built once per request: which renderer answers each name, and each name's empty element
+    for the 404 propstat, are looked up here; then each batch of entries costs one renderer
+    call per property, and per entry only the assembly of its response.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        names: list[PropName],
+        scope: PropertyScope,
+        dead: Mapping[int, list[DeadProperty]],
+    ) -> None:
+        self.mode = mode
+        self.scope = scope
+        self.dead = dead
+        if mode == "propname":
+            names = list(LIVE)
+        elif mode == "allprop":
+            names = list(ALLPROP)
+        self.names = names
+        # A name no live renderer knows is absent, unless the entry has it as a dead property.
+        self.renderers = [LIVE.get(name, _absent) for name in names]
+        self.empties = [empty_element(name) for name in names]
+
+    def render(self, hrefs: list[str], batch: Batch) -> str:
+        """The responses of the batch's entries; `hrefs` (same order) must be percent-encoded."""
+        scope = self.scope
+        columns = [render(batch, scope) for render in self.renderers]
+        per_entry = zip(*columns, strict=True) if columns else [()] * len(batch.entries)
+        rows = zip(batch.entries, hrefs, per_entry, strict=True)
+        dead = self.dead
+        empties = self.empties
+        responses: list[str] = []
+        for index, (entry, href, values) in enumerate(rows):
+            own_dead = dead.get(entry.node.id) if dead else None
+            if own_dead or self.mode == "propname":
+                found, missing = self._with_dead(values, own_dead or [], batch, index)
+            elif None in values:
+                found = [value for value in values if value is not None]
+                missing = [e for value, e in zip(values, empties, strict=True) if value is None]
+            else:
+                found, missing = values, ()  # type: ignore[assignment]  # no None in values
+            responses.append(response_xml(href, found, missing))
+        return "".join(responses)
+
+    def _with_dead(
+        self, values: tuple[str | None, ...], dead: list[DeadProperty], batch: Batch, index: int
+    ) -> tuple[list[str], list[str]]:
+        """(found, missing) for an entry with dead properties, or any entry for propname."""
+        dead_by_name = {(p.namespace, p.name): p.xml for p in dead}
+        if self.mode == "propname":
+            present = [
+                e for value, e in zip(values, self.empties, strict=True) if value is not None
+            ]
+            return present + [empty_element(name) for name in dead_by_name], []
+        wanted = list(zip(self.names, values, strict=True))
+        if self.mode == "allprop":
+            for name in dead_by_name:
+                # A dead property under a live name cannot be set with PROPPATCH; if one is
+                # stored anyway, it is answered by its live renderer, as for any live name.
+                value = None
+                if name in LIVE:
+                    one = Batch.one(batch.entries[index], batch.paths[index])
+                    value = LIVE[name](one, self.scope)[0]
+                wanted.append((name, value))
+        found: list[str] = []
+        missing: list[str] = []
+        for name, value in wanted:
+            if name not in LIVE:
+                value = dead_by_name.get(name)
             if value is None:
                 missing.append(empty_element(name))
             else:
                 found.append(value)
-    return propstat_response(href, found, missing)
+        return found, missing
+
+
+def _absent(batch: Batch, _scope: PropertyScope) -> list[str | None]:
+    return [None] * len(batch.entries)
 
 
 def propstat_response(href: str, found: list[str], missing: list[str]) -> str:
-    """One `d:response`: found properties in a 200 propstat, the others in a 404 one."""
-    parts = [f"<d:response><d:href>{escape(href)}</d:href>"]
-    if found:
-        parts.append(f"<d:propstat><d:prop>{''.join(found)}</d:prop>{OK}</d:propstat>")
-    if missing:
-        parts.append(f"<d:propstat><d:prop>{''.join(missing)}</d:prop>{NOT_FOUND}</d:propstat>")
-    parts.append("</d:response>")
-    return "".join(parts)
+    """One `d:response` for any href (escaped here): see `multistatus.response_xml`."""
+    return response_xml(escape(href), found, missing)
 
 
 async def handle(ctx: DavContext) -> Response:
@@ -88,9 +141,7 @@ async def handle(ctx: DavContext) -> Response:
     entry, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
     if depth == "0":
         children = []
-    entries: list[tuple[DavPath, Entry]] = [(ctx.path, entry)]
-    entries += [(DavPath((*ctx.path.segments, child.name)), child) for child in children]
-    nodes = [e.node for _, e in entries]
+    nodes = [entry.node, *(child.node for child in children)]
 
     wants_dead = mode != "prop" or any(n not in LIVE for n in names)
     dead = await ctx.services.properties.of(nodes) if wants_dead else {}
@@ -100,28 +151,19 @@ async def handle(ctx: DavContext) -> Response:
     share_types = await ctx.services.files.share_types(ctx.home, nodes) if wants_shares else {}
     home = ctx.home if ctx.home.is_link_visitor else await ctx.services.accounts.refresh(ctx.home)
 
-    out = [f'<?xml version="1.0" encoding="utf-8"?>\n<d:multistatus {NAMESPACE_DECLARATIONS}>']
-    for path, item in entries:
-        view = PropertyView(
-            home,
-            ctx.services.instance_id,
-            locks,
-            path.segments,
-            path.is_root,
-            permissions=item.permissions,
-            shared_with_me=item.share is not None,
-            is_mount_point=item.is_mount_point,
-            share_types=share_types.get(item.node.id, ()),
-        )
-        out.append(
-            render_response(
-                ctx.href(path, item.node.is_folder),
-                item.node,
-                view,
-                mode,
-                names,
-                dead.get(item.node.id, []),
-            )
-        )
-    out.append("</d:multistatus>")
-    return xml_response("".join(out))
+    scope = PropertyScope(home, ctx.services.instance_id, locks, share_types)
+    renderer = ResponseRenderer(mode, names, scope, dead)
+    return multistatus_response(
+        _responses(renderer, ctx.href(ctx.path, entry.node.is_folder), entry, ctx.path, children)
+    )
+
+
+def _responses(
+    renderer: ResponseRenderer, href: str, entry: Entry, path: DavPath, children: list[Entry]
+) -> Iterator[str]:
+    """The target's response, then its children's (their hrefs extend the folder's)."""
+    yield renderer.render([href], Batch.one(entry, path.segments))
+    for start in range(0, len(children), BATCH_ENTRIES):
+        some = children[start : start + BATCH_ENTRIES]
+        hrefs = [href + quote_name(c.name) + ("/" if c.node.kind is FOLDER else "") for c in some]
+        yield renderer.render(hrefs, Batch.children(some, path.segments))
