@@ -611,3 +611,35 @@ async def test_copy_subtree_conflicts(metadata_store: MetadataStore) -> None:
             await tx.copy_subtree(top.id, parent_id=home.id, name="new", owner_id=alice.id, now=NOW)
     async with metadata_store.read() as tx:
         assert await tx.child(home.id, "new") is None
+
+
+async def test_lookups_by_many_ids(metadata_store: MetadataStore) -> None:
+    """A PROPFIND of a large folder asks for the properties and shares of every entry."""
+    alice = await add_user(metadata_store, "alice")
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        entries = [await add_node(tx, home, f"entry {i}") for i in range(1200)]
+        for entry in entries[::100]:
+            await tx.set_property(entry.id, DeadProperty("urn:x", "n", f"<x:n>{entry.id}</x:n>"))
+        for entry in entries[::300]:
+            await tx.insert_share(
+                share_type=0,
+                node_id=entry.id,
+                node_owner_id=alice.id,
+                created_by=alice.id,
+                share_with_user=bob.id,
+                permissions=1,
+                created_at=NOW,
+            )
+        ids = [entry.id for entry in entries]
+        await tx.set_subtree_owner(ids[600:], bob.id)
+    async with metadata_store.read() as tx:
+        found = await tx.properties_of(ids)
+        assert sorted(found) == [entry.id for entry in entries[::100]]
+        assert found[ids[100]] == [DeadProperty("urn:x", "n", f"<x:n>{ids[100]}</x:n>")]
+        shared = await tx.shares_on(ids)
+        assert sorted(share.node_id for share in shared) == [e.id for e in entries[::300]]
+        assert await tx.properties_of([]) == {} and await tx.shares_on([]) == []
+        owners = [node.owner_id for node in await tx.children(home.id)]
+        assert sorted(owners) == [alice.id] * 600 + [bob.id] * 600

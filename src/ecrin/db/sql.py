@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     and_,
+    any_,
+    bindparam,
     case,
     delete,
     func,
@@ -252,11 +256,20 @@ class SqlTransaction:
         self._conn = conn
         # PostgreSQL writers: the first read of a home locks its root row (module docstring).
         self._lock_homes = lock_homes
-        self._bytewise = conn.dialect.name == "postgresql"
+        self._postgresql = conn.dialect.name == "postgresql"
 
     def _by_name(self, column: Any) -> ColumnElement[Any]:
         """`column` for ORDER BY, compared bytewise whatever the database's collation."""
-        return column.collate("C") if self._bytewise else column  # type: ignore[no-any-return]
+        return column.collate("C") if self._postgresql else column  # type: ignore[no-any-return]
+
+    def _among(self, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+        """`column IN ids` as one parameter, however many ids: an array on PostgreSQL, a JSON
+        list on SQLite. (SQLAlchemy renders an IN list a parameter per item at every
+        execution: 0.6 s of a PROPFIND of 10,000 entries.)"""
+        if self._postgresql:
+            return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+        listed = func.json_each(json.dumps(list(ids))).table_valued("value")
+        return column.in_(select(listed.c.value))
 
     async def _one(self, stmt: Any) -> Row[Any] | None:
         return (await self._conn.execute(stmt)).first()
@@ -870,12 +883,11 @@ class SqlTransaction:
 
     async def properties_of(self, node_ids: Sequence[int]) -> dict[int, list[DeadProperty]]:
         found: dict[int, list[DeadProperty]] = {}
-        for start in range(0, len(node_ids), 500):
-            rows = await self._all(
-                select(properties).where(properties.c.node_id.in_(node_ids[start : start + 500]))
-            )
-            for r in rows:
-                found.setdefault(r.node_id, []).append(DeadProperty(r.namespace, r.name, r.xml))
+        rows = await self._all(
+            select(properties).where(self._among(properties.c.node_id, node_ids))
+        )
+        for r in rows:
+            found.setdefault(r.node_id, []).append(DeadProperty(r.namespace, r.name, r.xml))
         return found
 
     async def set_property(self, node_id: int, prop: DeadProperty) -> None:
@@ -1120,12 +1132,9 @@ class SqlTransaction:
         return [_node(r) for r in rows]
 
     async def set_subtree_owner(self, node_ids: Sequence[int], owner_id: int) -> None:
-        for start in range(0, len(node_ids), 500):
-            await self._conn.execute(
-                update(nodes)
-                .where(nodes.c.id.in_(node_ids[start : start + 500]))
-                .values(owner_id=owner_id)
-            )
+        await self._conn.execute(
+            update(nodes).where(self._among(nodes.c.id, node_ids)).values(owner_id=owner_id)
+        )
 
     async def trash_root(self, user_id: int, now: float) -> Node:
         """The folder that holds a user's deleted items (created on first use)."""
@@ -1236,14 +1245,8 @@ class SqlTransaction:
         return _share(row) if row else None
 
     async def shares_on(self, node_ids: Sequence[int]) -> list[Share]:
-        ids = list(node_ids)
-        found: list[Share] = []
-        for start in range(0, len(ids), 500):  # bounded IN lists (a PROPFIND of 10,000)
-            rows = await self._all(
-                select(shares).where(shares.c.node_id.in_(ids[start : start + 500]))
-            )
-            found += [_share(r) for r in rows]
-        return found
+        rows = await self._all(select(shares).where(self._among(shares.c.node_id, node_ids)))
+        return [_share(r) for r in rows]
 
     async def shares_created_by(self, user_id: int) -> list[Share]:
         rows = await self._all(
