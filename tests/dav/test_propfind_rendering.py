@@ -18,6 +18,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from ecrin.app import EcrinApp
 from ecrin.dav import multistatus
 from tests.support import NS, Dav
 
@@ -234,3 +235,17 @@ async def test_depth_zero_of_the_home_has_its_href_and_fingerprint(alice: Dav) -
     assert home.found["{DAV:}displayname"].text == "alice"
     assert "{http://owncloud.org/ns}data-fingerprint" in home.found
     assert re.fullmatch(r"-?\d+", home.found["{DAV:}quota-available-bytes"].text or "")
+
+
+async def test_depth_zero_does_not_list_the_folder(
+    app: EcrinApp, alice: Dav, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_hostile_folder(alice)
+
+    async def no_listing(*_args: object) -> None:
+        raise AssertionError("Depth 0 listed the folder")
+
+    monkeypatch.setattr(app.runtime.services.files, "list_folder", no_listing)
+    listing = parse_multistatus((await alice.propfind("/h", depth="0")).content)
+    assert list(listing) == [quote(f"{HOME}/h/")]
+    assert listing[quote(f"{HOME}/h/")].found["{DAV:}displayname"].text == "h"

@@ -138,9 +138,11 @@ async def handle(ctx: DavContext) -> Response:
     body = await ctx.read_xml_body()
     mode, names = parse_request(ctx.parse(body) if body.strip() else None)
 
-    entry, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
-    if depth == "0":
-        children = []
+    children: list[Entry] = []
+    if depth == "0":  # the target alone: a folder's children are not even read
+        entry = await ctx.services.files.entry(ctx.home, ctx.path)
+    else:
+        entry, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
     nodes = [entry.node, *(child.node for child in children)]
 
     wants_dead = mode != "prop" or any(n not in LIVE for n in names)
