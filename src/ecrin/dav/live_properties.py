@@ -82,7 +82,10 @@ class ValueCaches:
             return self._http_text
         if not 0 <= timestamp < FAST_DATES_END:
             return http_date(timestamp)
-        day, second = divmod(_whole_seconds(timestamp), 86400)
+        seconds = int(timestamp)
+        if timestamp - seconds > 0.999999:
+            seconds = _whole_seconds(timestamp)
+        day, second = divmod(seconds, 86400)
         minute, second = divmod(second, 60)
         prefix = self._http_days.get(day)
         if prefix is None:
@@ -97,7 +100,10 @@ class ValueCaches:
             return self._iso_text
         if not 0 <= timestamp < FAST_DATES_END:
             return iso_date(timestamp)
-        day, second = divmod(_whole_seconds(timestamp), 86400)
+        seconds = int(timestamp)
+        if timestamp - seconds > 0.999999:
+            seconds = _whole_seconds(timestamp)
+        day, second = divmod(seconds, 86400)
         minute, second = divmod(second, 60)
         prefix = self._iso_days.get(day)
         if prefix is None:
@@ -322,7 +328,7 @@ def _quota_available(batch: Batch, scope: PropertyScope) -> list[str | None]:
 
 def _file_id(batch: Batch, scope: PropertyScope) -> list[str | None]:
     instance = scope.instance_id
-    return [f"<oc:id>{dav_file_id(e.node, instance)}</oc:id>" for e in batch.entries]
+    return [f"<oc:id>{e.node.id:08d}{instance}</oc:id>" for e in batch.entries]  # dav_file_id
 
 
 def _numeric_file_id(batch: Batch, _scope: PropertyScope) -> list[str | None]:
