@@ -433,6 +433,10 @@ class FileService:
             src.require(Permission.DELETE)
             dst.require(Permission.CREATE, on_parent=True)
         node = src.existing()
+        if dst.share is not None and node.id in await tx.ancestor_ids(dst.parent.id):
+            # Reached through a share of a folder inside the node, the destination's path
+            # does not show that it lies inside it: the tree would become a cycle.
+            raise Conflict("cannot move a folder into itself")
         new_owner = dst.storage_owner_id
         if new_owner != node.owner_id:
             await charge_usage(tx, new_owner, node.size)
