@@ -5,6 +5,8 @@ Each test runs once per store in `conftest.py`; a new backend joins by adding a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -95,6 +97,25 @@ async def test_abort_leaves_nothing(subject: StoreUnderTest, parts: int) -> None
     await writer.abort()  # a second abort is harmless
     assert await listed(store) == set()
     assert await store.clean_temporary(time.time() + 3600) == []
+
+
+async def test_a_write_cancelled_midway_then_aborted_leaves_nothing(
+    subject: StoreUnderTest,
+) -> None:
+    """A client that disconnects mid-upload cancels the request while a write is under way."""
+    store = subject.store
+    piece = os.urandom(subject.boundary + 1000)
+    writer = await store.create()
+    await writer.write(piece)
+    interrupted = asyncio.create_task(writer.write(piece))
+    await asyncio.sleep(0)  # the second write starts, then the request is cancelled
+    interrupted.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await interrupted
+    await writer.abort()
+    assert await listed(store) == set()
+    assert await store.clean_temporary(time.time() + 3600) == []
+    assert await read_all(store, await put(store, piece)) == piece  # the store still works
 
 
 async def test_delete_is_idempotent(store: BlobStore) -> None:
