@@ -130,6 +130,19 @@ async def test_tampered_storage_is_never_served(
     assert any("unreadable" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_small_file_with_bytes_appended_gets_an_error_status(
+    app: EcrinApp, alice: Dav, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A small file is answered in one piece once the store has checked the whole body."""
+    await alice.put("/small.txt", b"a small file", status=201)
+    [body] = blob_bodies(app)
+    body.write_bytes(body.read_bytes() + b"\0")
+    caplog.clear()
+    response = await alice.get("/small.txt", status=500)
+    assert b"a small file" not in response.content
+    assert any("longer than its key record" in r.getMessage() for r in caplog.records)
+
+
 async def test_missing_key_file_refuses_to_start_and_says_why(
     settings: Settings, app: EcrinApp, alice: Dav
 ) -> None:
