@@ -643,3 +643,20 @@ async def test_lookups_by_many_ids(metadata_store: MetadataStore) -> None:
         assert await tx.properties_of([]) == {} and await tx.shares_on([]) == []
         owners = [node.owner_id for node in await tx.children(home.id)]
         assert sorted(owners) == [alice.id] * 600 + [bob.id] * 600
+
+
+async def test_listing_gives_children_and_mount_points(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store, "alice")
+    bob = await add_user(metadata_store, "bob")
+    async with metadata_store.write() as tx:
+        home = await tx.root_node(alice.id)
+        a = await add_node(tx, home, "a")
+        children = [await add_node(tx, a, name) for name in ("z", "b", "é")]
+        await tx.insert_blob("b1", 10, "0" * 64, NOW)
+        children.append(await add_file(tx, a, "file", "b1"))
+        mount = await share_with(tx, await add_node(tx, await tx.root_node(bob.id), "x"), alice, a)
+    async with metadata_store.read() as tx:
+        nodes, mounted = await tx.listing(a.id, alice.id)
+        assert sorted(nodes, key=lambda n: n.id) == children and mounted == [mount]
+        assert await tx.listing(a.id, bob.id) == (nodes, [])
+        assert await tx.listing(children[0].id, alice.id) == ([], [])

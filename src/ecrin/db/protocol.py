@@ -105,6 +105,9 @@ class MetadataTransaction(Protocol):
 
     async def children(self, parent_id: int) -> list[Node]: ...
 
+    async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
+        """`children` and `mounts_in` (user_id's mount points there), unsorted, in one query."""
+
     async def insert_node(
         self,
         *,

@@ -156,20 +156,23 @@ class FileService:
             entry = _entry(found)
             if not entry.node.is_folder:
                 return entry, []
+            if entry.node.owner_id == user.id:  # only there may the user have mount points
+                nodes, mounted = await tx.listing(entry.node.id, user.id)
+            else:
+                nodes, mounted = await tx.children(entry.node.id), []
             children = [
                 Entry(child.name, child, _inherit(found.permissions, child), found.share)
-                for child in await tx.children(entry.node.id)
+                for child in nodes
             ]
-            if entry.node.owner_id == user.id:
-                children += await self._mounted_in(tx, user, entry.node.id, now)
+            children += await self._mounted_in(tx, user, mounted, now)
             children.sort(key=lambda e: e.name)
             return entry, children
 
     async def _mounted_in(
-        self, tx: MetadataTransaction, user: User, folder_id: int, now: float
+        self, tx: MetadataTransaction, user: User, mounted: list[Mount], now: float
     ) -> list[Entry]:
         entries = []
-        for mount in await tx.mounts_in(user.id, folder_id):
+        for mount in mounted:
             share = await tx.share(mount.share_id)
             if share is None:
                 continue
