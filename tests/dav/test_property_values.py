@@ -12,8 +12,8 @@ import pytest
 
 from ecrin.core.model import Node, NodeKind
 from ecrin.core.permissions import Permission, dav_permissions
-from ecrin.dav.live_properties import ValueCaches, content_type_of
 from ecrin.dav.multistatus import body_chunks, quote_name
+from ecrin.dav.property_values import ValueCaches, content_type_of
 
 EDGE_TIMESTAMPS = [
     0,
