@@ -7,18 +7,17 @@ it shows what durability costs, on the terms the peers run on. `EcrinServer(encr
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from bench.client import BenchError
-from bench.processes import HOST, Credentials, Launch
+from bench.processes import HOST, Credentials, Launch, server_environment
 
 QUIET = {"ECRIN_LOG_LEVEL": "warning"}
 
 
-def _ecrin(*arguments: str) -> list[str]:
+def ecrin_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "ecrin", *arguments]
 
 
@@ -49,7 +48,7 @@ class EcrinServer:
     def prepare(self, directory: Path, credentials: Credentials) -> None:
         data = directory / "data"
         result = subprocess.run(
-            _ecrin(
+            ecrin_command(
                 "user",
                 "add",
                 credentials.user,
@@ -61,15 +60,18 @@ class EcrinServer:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, **self._environment},
+            env=server_environment(self._environment),
         )
         if result.returncode != 0:
             raise BenchError(f"ecrin user add failed: {result.stdout}{result.stderr}")
 
     def launch(self, directory: Path, port: int, credentials: Credentials) -> Launch:
-        command = _ecrin("serve", "--data-dir", str(directory / "data"))
+        command = ecrin_command("serve", "--data-dir", str(directory / "data"))
         command += ["--host", HOST, "--port", str(port)]
         return Launch(command, f"/remote.php/dav/files/{credentials.user}/", self._environment)
+
+    def release(self, directory: Path) -> None:
+        return None  # its database and blobs are in its folder
 
 
 def database_path(directory: Path) -> Path:

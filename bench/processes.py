@@ -1,7 +1,10 @@
 """Starting and stopping a server under test: free port, log file, readiness, clean stop.
 
-Every server (Ecrin and the peers) is described by a `Server`: it prepares its folder once and
-says how to launch itself on a port. `start` runs it and waits until its WebDAV root answers.
+Every server (Ecrin and the peers) is described by a `Server`: it prepares its folder once,
+says how to launch itself on a port, and releases what it made outside the folder at the end.
+`start` runs it and waits until its WebDAV root answers (and, for a server of several workers,
+until each worker has said it is ready). Servers run without the ECRIN_* variables of the
+shell that started the benchmark: each Ecrin profile sets the settings it runs with.
 """
 
 from __future__ import annotations
@@ -34,10 +37,19 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class LogMarker:
+    """The server is ready once its log holds `count` lines containing `text` (one a worker)."""
+
+    text: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Launch:
     command: list[str]
     base_path: str  # the user's WebDAV root on the server, e.g. "/dav/"
     env: Mapping[str, str] = field(default_factory=dict)
+    ready_log: LogMarker | None = None  # wait for this too, not only for a first answer
 
 
 class Server(Protocol):
@@ -55,11 +67,22 @@ class Server(Protocol):
     def launch(self, directory: Path, port: int, credentials: Credentials) -> Launch:
         """Write the configuration for `port` and say how to run the server in the foreground."""
 
+    def release(self, directory: Path) -> None:
+        """Remove what `prepare` created outside `directory` (a database, an S3 prefix…),
+        once, after the last round; the runner deletes the folder itself."""
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without ECRIN_* variables, plus `extra`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ECRIN_")}
+    environment.update(extra)
+    return environment
 
 
 def open_for_workers(directory: Path) -> None:
@@ -81,6 +104,8 @@ class RunningServer:
     endpoint: Endpoint
     process: subprocess.Popen[bytes]
     log_path: Path
+    ready_log: LogMarker | None = None
+    log_start: int = 0  # where this start's lines begin (a log may be appended to)
 
     @property
     def pid(self) -> int:
@@ -108,17 +133,18 @@ def start(server: Server, directory: Path, credentials: Credentials) -> RunningS
     port = free_port()
     launch = server.launch(directory, port, credentials)
     log_path = directory / f"{server.name}-{port}.log"
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             launch.command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **launch.env},
+            env=server_environment(launch.env),
             cwd=directory,
         )
     endpoint = Endpoint(f"http://{HOST}:{port}{launch.base_path}", *_pair(credentials))
-    running = RunningServer(server.name, endpoint, process, log_path)
+    running = RunningServer(server.name, endpoint, process, log_path, launch.ready_log, log_start)
     try:
         wait_ready(running)
     except BaseException:
@@ -132,7 +158,8 @@ def _pair(credentials: Credentials) -> tuple[str, str]:
 
 
 def wait_ready(running: RunningServer) -> None:
-    """Poll PROPFIND Depth 0 on the WebDAV root until it answers 207."""
+    """Poll PROPFIND Depth 0 on the WebDAV root until it answers 207, then wait for the
+    server's log to say every worker is ready (when the launch named a marker)."""
     endpoint = running.endpoint
     manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
     manager.add_password(None, endpoint.base_url, endpoint.user, endpoint.password)
@@ -147,9 +174,12 @@ def wait_ready(running: RunningServer) -> None:
         )
         try:
             with opener.open(request, timeout=5) as response:
-                if response.status == 207:
+                if response.status != 207:
+                    last_error = f"HTTP {response.status}"
+                elif _log_ready(running):
                     return
-                last_error = f"HTTP {response.status}"
+                else:
+                    last_error = f"answers, but its log lacks {running.ready_log}"
         except urllib.error.HTTPError as error:
             last_error = f"HTTP {error.code}"
         except OSError as error:
@@ -159,6 +189,19 @@ def wait_ready(running: RunningServer) -> None:
         f"{running.name} not ready after {READY_TIMEOUT_SECONDS:.0f} s ({last_error}):\n"
         f"{log_tail(running.log_path)}"
     )
+
+
+def _log_ready(running: RunningServer) -> bool:
+    marker = running.ready_log
+    if marker is None:
+        return True
+    try:
+        with running.log_path.open("rb") as log:
+            log.seek(running.log_start)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return False
+    return sum(marker.text in line for line in text.splitlines()) >= marker.count
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

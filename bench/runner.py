@@ -136,5 +136,18 @@ def run(
         if options.keep:
             progress(f"kept the temporary data in {base}")
         else:
+            release(options.servers, base, progress)
             shutil.rmtree(base, ignore_errors=True)
     return collect(options.rounds)
+
+
+def release(servers: tuple[Server, ...], base: Path, progress: Progress) -> None:
+    """Let every server that prepared a folder remove what it made outside it. A failure is
+    reported, not raised: it must not hide the run's results or its own error."""
+    for server in servers:
+        if not (base / server.name).exists():
+            continue
+        try:
+            server.release(base / server.name)
+        except Exception as error:  # a service gone away: say so, release the others
+            progress(f"{server.name}: could not release its resources: {error!r}")

@@ -112,6 +112,9 @@ DavLockDB "{directory}/run/davlock"
         command = [_executable("apache2") or "apache2", "-f", str(path), "-DFOREGROUND"]
         return Launch(command, DAV_PATH)
 
+    def release(self, directory: Path) -> None:
+        return None  # everything it made is in its folder
+
 
 class NginxServer:
     """nginx with its dav module and dav-ext (PROPFIND): the raw-speed reference."""
@@ -173,6 +176,9 @@ http {{
         command += ["-c", str(path), "-g", "daemon off;"]
         return Launch(command, DAV_PATH)
 
+    def release(self, directory: Path) -> None:
+        return None  # everything it made is in its folder
+
 
 class WsgiDavServer:
     """WsgiDAV on cheroot (WsgiDAV's default: 50 threads), file system provider, Basic auth."""
@@ -216,6 +222,9 @@ class WsgiDavServer:
         path.write_text(json.dumps(config, indent=2))
         command = [sys.executable, "-m", "wsgidav.server.server_cli", "-c", str(path), "-q", "-q"]
         return Launch(command, DAV_PATH)
+
+    def release(self, directory: Path) -> None:
+        return None  # everything it made is in its folder
 
 
 PEERS = (ApacheServer(), WsgiDavServer(), NginxServer())
