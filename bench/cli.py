@@ -11,11 +11,13 @@ from bench.ecrin_server import EcrinServer
 from bench.processes import Server
 from bench.report import render_markdown, render_text, write_json
 from bench.runner import Options, run
+from bench.scaleout_server import EcrinScaleOutServer
 from bench.servers import PEERS
 from bench.sizes import FULL, QUICK, with_populated_files
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-DEFAULT_SERVERS: tuple[Server, ...] = (EcrinServer(), *PEERS)
+# ecrin-scaleout runs when its services are set (bench/services.py), else it is skipped.
+DEFAULT_SERVERS: tuple[Server, ...] = (EcrinServer(), *PEERS, EcrinScaleOutServer())
 ALL_SERVERS: tuple[Server, ...] = (
     *DEFAULT_SERVERS,
     EcrinServer(fsync=False),
@@ -27,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Compare Ecrin with Apache mod_dav, WsgiDAV and nginx on identical "
-        "WebDAV workloads (run bench/setup.sh first to install the peers).",
+        "WebDAV workloads (run bench/setup.sh first to install the peers). Ecrin runs its "
+        "embedded profile, and its scale-out one (ecrin-scaleout) when PostgreSQL, S3 and "
+        "Redis are named by the variables scripts/services/start-test-backends.sh prints.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes, one round: a smoke test in seconds"
@@ -37,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         help="comma-separated servers to run, among: "
         + ", ".join(s.name for s in ALL_SERVERS)
-        + " (default: all but ecrin-nofsync and ecrin-encrypted)",
+        + " (default: all but ecrin-nofsync and ecrin-encrypted; a server that cannot run "
+        "here is skipped, with the reason, unless named)",
     )
     parser.add_argument(
         "--populate",
@@ -46,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="files in the populated Ecrin instance of workload (6) "
         f"(default {FULL.populated_files:,}, or {QUICK.populated_files:,} with --quick)",
     )
-    parser.add_argument("--no-scale", action="store_true", help="skip workload (6)")
+    parser.add_argument(
+        "--no-scale", action="store_true", help="skip workload (6) (embedded Ecrin only)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON results file")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     parser.add_argument(
@@ -55,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(tempfile.gettempdir()),
         help="where the servers' temporary data goes (deleted afterwards)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary data (and ecrin-scaleout's database and prefixes, named in "
+        "its folder's instance.json)",
+    )
     return parser
 
 
