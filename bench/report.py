@@ -1,4 +1,9 @@
-"""Results: medians and ranges over rounds, Ecrin/peer ratios, targets; as a table and JSON."""
+"""Results: medians and ranges over rounds, Ecrin/peer ratios, targets; as a table and JSON.
+
+Ratios (`ratios` in the JSON, the E/x columns) and targets are the embedded `ecrin`'s. When
+`ecrin-scaleout` ran, its ratios to the non-Ecrin peers are in `scaleout_ratios` (same shape:
+metric -> peer -> ratio), and the table adds its ratio to Apache (S/apache).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from bench.sizes import Sizes
 NOTES = (
     "Durability: Ecrin fsyncs file contents, their directory and the SQLite commit "
     "(synchronous=FULL) before it acknowledges a write; Apache, WsgiDAV and nginx do not fsync.",
-    "Ecrin runs its embedded profile: one process, where Apache and nginx use several "
+    "ecrin runs the embedded profile: one process, where Apache and nginx use several "
     "processes or threads across both cores.",
     "Ecrin's DELETE moves a tree to the owner's trash (recoverable); the peers remove it.",
     "A ratio is Ecrin's median divided by the peer's: above 1 is better for rates (MB/s, "
@@ -23,6 +28,19 @@ NOTES = (
     "Each round restarts every server, in a rotated order; a server keeps its folder from "
     "round to round (the folder PROPFIND lists is uploaded once). Values are medians over "
     "rounds, with the min-max range.",
+)
+
+
+ECRIN = "ecrin"
+SCALEOUT = "ecrin-scaleout"
+SCALEOUT_REFERENCE = "apache"  # the peer whose S/x column the table shows
+SCALEOUT_NOTE = (
+    "ecrin-scaleout is `ecrin serve --workers 2` on PostgreSQL, S3 and Redis, all on this "
+    "machine: the services share its cores with the workers and the load client, and its "
+    "durability is theirs (scripts/services' PostgreSQL runs with fsync off). S/x is its "
+    "median divided by x's. Its peak RSS counts the uvicorn supervisor, multiprocessing's "
+    "resource tracker and both workers, not the services; the largest process is a worker. "
+    "Workload (6) runs on the embedded profile only."
 )
 
 
@@ -40,17 +58,36 @@ def summarize_rounds(rounds: list[dict[str, float]]) -> dict[str, dict[str, Any]
     return {key: summarize([r[key] for r in rounds]) for key in keys}
 
 
-def ratios(metrics: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    ecrin = metrics.get("ecrin", {})
+Metrics = dict[str, dict[str, dict[str, Any]]]  # server -> metric key -> summary
+
+
+def is_ecrin(server: str) -> bool:
+    return server == ECRIN or server.startswith(ECRIN + "-")
+
+
+def ratios_of(metrics: Metrics, server: str, peers: list[str]) -> dict[str, dict[str, float]]:
+    """metric key -> peer -> `server`'s median / the peer's."""
+    mine = metrics.get(server, {})
     table: dict[str, dict[str, float]] = {}
     for metric in METRICS:
-        if metric.key not in ecrin:
+        if metric.key not in mine:
             continue
-        for peer, values in metrics.items():
-            if peer != "ecrin" and metric.key in values and values[metric.key]["median"] > 0:
-                ratio = ecrin[metric.key]["median"] / values[metric.key]["median"]
+        for peer in peers:
+            values = metrics.get(peer, {})
+            if metric.key in values and values[metric.key]["median"] > 0:
+                ratio = mine[metric.key]["median"] / values[metric.key]["median"]
                 table.setdefault(metric.key, {})[peer] = ratio
     return table
+
+
+def ratios(metrics: Metrics) -> dict[str, dict[str, float]]:
+    """The embedded ecrin against every other server (Ecrin's other profiles included)."""
+    return ratios_of(metrics, ECRIN, [s for s in metrics if s != ECRIN])
+
+
+def scaleout_ratios(metrics: Metrics) -> dict[str, dict[str, float]]:
+    """ecrin-scaleout against the peers that are not Ecrin."""
+    return ratios_of(metrics, SCALEOUT, [s for s in metrics if not is_ecrin(s)])
 
 
 def evaluate_target(target: Target, results: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +109,11 @@ def evaluate_target(target: Target, results: dict[str, Any]) -> dict[str, Any]:
 def finish(results: dict[str, Any]) -> dict[str, Any]:
     """Add ratios and target verdicts to collected results."""
     results["ratios"] = ratios(results["metrics"])
+    results["scaleout_ratios"] = scaleout_ratios(results["metrics"])
     results["targets"] = [evaluate_target(t, results) for t in TARGETS]
     results["notes"] = list(NOTES)
+    if SCALEOUT in results["metrics"]:
+        results["notes"].append(SCALEOUT_NOTE)
     return results
 
 
@@ -99,15 +139,18 @@ def cell(summary: dict[str, Any] | None) -> str:
 def _rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     sizes = Sizes(**results["sizes"])
     servers = list(results["metrics"])
-    peers = [s for s in servers if s != "ecrin"] if "ecrin" in servers else []
+    peers = [s for s in servers if s != ECRIN] if ECRIN in servers else []
+    scaleout_peers = [SCALEOUT_REFERENCE] if {SCALEOUT, SCALEOUT_REFERENCE} <= set(servers) else []
     header = ["metric", "unit", *servers, *(f"E/{p}" for p in peers)]
+    header += [f"S/{p}" for p in scaleout_peers]
     rows: list[list[str]] = []
     for metric in METRICS:
         if not any(metric.key in results["metrics"][s] for s in servers):
             continue
         row = [metric.label(sizes), metric.unit]
         row += [cell(results["metrics"][s].get(metric.key)) for s in servers]
-        row += [_ratio(results, metric, p) for p in peers]
+        row += [_ratio(results["ratios"], metric, p) for p in peers]
+        row += [_ratio(results.get("scaleout_ratios", {}), metric, p) for p in scaleout_peers]
         rows.append(row)
     for metric in SCALE_METRICS:
         if metric.key in results.get("scale", {}):
@@ -116,8 +159,8 @@ def _rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _ratio(results: dict[str, Any], metric: Metric, peer: str) -> str:
-    value = results["ratios"].get(metric.key, {}).get(peer)
+def _ratio(table: dict[str, dict[str, float]], metric: Metric, peer: str) -> str:
+    value = table.get(metric.key, {}).get(peer)
     return "-" if value is None else f"{value:.2f}x"
 
 
