@@ -378,6 +378,7 @@ async def test_bad_headers_are_400(two_homes: tuple[Dav, Dav]) -> None:
         ("PUT", {"Content-Length": "-1"}),
         ("PUT", {"X-OC-Mtime": "yesterday"}),
         ("PUT", {"X-OC-Mtime": "1e300"}),
+        ("PUT", {"X-OC-Mtime": "253402300800"}),  # after 9999: no HTTP date can say it
         ("PUT", {"OC-Checksum": "SHA1"}),
         ("PUT", {"Content-MD5": "not base64!"}),
         ("PUT", {"If": "(<unclosed"}),

@@ -23,6 +23,9 @@ from ecrin.dav.xml import parse_xml
 from ecrin.services.container import Services
 from ecrin.settings import Settings
 
+# 9999-12-31T23:59:59Z: the last moment an HTTP date (getlastmodified) can name.
+LAST_HTTP_DATE = 253_402_300_799
+
 
 @dataclass
 class DavContext:
@@ -105,8 +108,8 @@ class DavContext:
             value = float(raw)
         except ValueError as exc:
             raise BadRequest("X-OC-Mtime must be a number of seconds") from exc
-        if not 0 <= value < 2**40:
-            raise BadRequest("X-OC-Mtime out of range")
+        if not 0 <= value <= LAST_HTTP_DATE:
+            raise BadRequest("X-OC-Mtime out of range (0 to 9999-12-31)")
         return value
 
     # --- If header and locks -------------------------------------------------------------
