@@ -13,8 +13,9 @@ NS = {"d": "DAV:", "oc": "http://owncloud.org/ns", "nc": "http://nextcloud.org/n
 
 
 class Dav:
-    def __init__(self, client: httpx.AsyncClient, user: str, password: str,
-                 prefix: str | None = None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, user: str, password: str, prefix: str | None = None
+    ) -> None:
         self.client = client
         self.user = user
         self.auth = (user, password) if user else None  # no user: no credentials at all
@@ -24,7 +25,12 @@ class Dav:
         return self.prefix + quote(path if path.startswith("/") else "/" + path)
 
     async def request(
-        self, method: str, path: str, *, status: int | None = None, body: bytes | str = b"",
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = None,
+        body: bytes | str = b"",
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         response = await self.client.request(
@@ -36,10 +42,10 @@ class Dav:
             )
         return response
 
-    async def put(self, path: str, data: bytes | str, status: int | None = None,
-                  **headers: str) -> httpx.Response:
-        return await self.request("PUT", path, status=status, body=data,
-                                  headers=_headers(headers))
+    async def put(
+        self, path: str, data: bytes | str, status: int | None = None, **headers: str
+    ) -> httpx.Response:
+        return await self.request("PUT", path, status=status, body=data, headers=_headers(headers))
 
     async def get(self, path: str, status: int | None = 200, **headers: str) -> httpx.Response:
         return await self.request("GET", path, status=status, headers=_headers(headers))
@@ -50,26 +56,40 @@ class Dav:
     async def delete(self, path: str, status: int | None = 204, **headers: str) -> httpx.Response:
         return await self.request("DELETE", path, status=status, headers=_headers(headers))
 
-    async def move(self, path: str, destination: str, status: int | None = None,
-                   **headers: str) -> httpx.Response:
-        return await self.request("MOVE", path, status=status, headers={
-            "Destination": self.url(destination), **_headers(headers)})
+    async def move(
+        self, path: str, destination: str, status: int | None = None, **headers: str
+    ) -> httpx.Response:
+        return await self.request(
+            "MOVE",
+            path,
+            status=status,
+            headers={"Destination": self.url(destination), **_headers(headers)},
+        )
 
-    async def copy(self, path: str, destination: str, status: int | None = None,
-                   **headers: str) -> httpx.Response:
-        return await self.request("COPY", path, status=status, headers={
-            "Destination": self.url(destination), **_headers(headers)})
+    async def copy(
+        self, path: str, destination: str, status: int | None = None, **headers: str
+    ) -> httpx.Response:
+        return await self.request(
+            "COPY",
+            path,
+            status=status,
+            headers={"Destination": self.url(destination), **_headers(headers)},
+        )
 
-    async def propfind(self, path: str, props: list[str] | None = None, depth: str = "1",
-                       status: int | None = 207) -> httpx.Response:
+    async def propfind(
+        self, path: str, props: list[str] | None = None, depth: str = "1", status: int | None = 207
+    ) -> httpx.Response:
         body = ""
         if props is not None:
             inner = "".join(f"<{p}/>" for p in props)
-            body = (f'<?xml version="1.0"?><d:propfind xmlns:d="DAV:" '
-                    f'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">'
-                    f"<d:prop>{inner}</d:prop></d:propfind>")
-        return await self.request("PROPFIND", path, status=status, body=body,
-                                  headers={"Depth": depth})
+            body = (
+                f'<?xml version="1.0"?><d:propfind xmlns:d="DAV:" '
+                f'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">'
+                f"<d:prop>{inner}</d:prop></d:propfind>"
+            )
+        return await self.request(
+            "PROPFIND", path, status=status, body=body, headers={"Depth": depth}
+        )
 
     async def prop(self, path: str, prop: str) -> str | None:
         """The text of one property of `path` (Depth 0), or None if not found."""
