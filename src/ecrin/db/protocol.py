@@ -106,7 +106,7 @@ class MetadataTransaction(Protocol):
     async def children(self, parent_id: int) -> list[Node]: ...
 
     async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
-        """`children` and `mounts_in` (user_id's mount points there), unsorted, in one query."""
+        """`children`, and `user_id`'s mount points in the folder, unsorted, in one query."""
 
     async def insert_node(
         self,
@@ -315,8 +315,6 @@ class MetadataTransaction(Protocol):
         """Delete a share, its reshares (recursively) and their mounts."""
 
     async def insert_mount(self, mount: Mount) -> None: ...
-
-    async def mounts_in(self, user_id: int, parent_id: int) -> list[Mount]: ...
 
     async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None: ...
 

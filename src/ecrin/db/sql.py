@@ -496,8 +496,10 @@ class SqlTransaction:
             hop = values[_NODE_WIDTH * depth : _NODE_WIDTH * (depth + 1)]
             if hop[0] is None:
                 at = mount_offset + _MOUNT_WIDTH * (depth - 1)
-                point_values = values[at : at + _MOUNT_WIDTH]
-                mount = Mount(*point_values) if point_values[0] is not None else None
+                share_id, mount_user_id, mount_parent_id, name = values[at : at + _MOUNT_WIDTH]
+                mount = None
+                if share_id is not None:
+                    mount = Mount(share_id, mount_user_id, mount_parent_id, name)
                 return _node(values[:_NODE_WIDTH]), found, mount
             found.append(_node(hop))
         return _node(values[:_NODE_WIDTH]), found, None
@@ -1312,14 +1314,6 @@ class SqlTransaction:
             )
         except IntegrityError as exc:
             raise Conflict(f"{mount.name!r} already exists") from exc
-
-    async def mounts_in(self, user_id: int, parent_id: int) -> list[Mount]:
-        rows = await self._all(
-            select(mounts)
-            .where(and_(mounts.c.user_id == user_id, mounts.c.parent_id == parent_id))
-            .order_by(mounts.c.name)
-        )
-        return [Mount(r.share_id, r.user_id, r.parent_id, r.name) for r in rows]
 
     async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None:
         row = await self._one(
