@@ -188,12 +188,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.s3_url:
             from ecrin.storage.s3 import S3BlobStore, S3Location, S3Options
 
-            keys = [
-                os.environ.get(f"ECRIN_S3_{k}", "") for k in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
-            ]
-            if not all(keys):
+            key_id = os.environ.get("ECRIN_S3_ACCESS_KEY_ID", "")
+            secret = os.environ.get("ECRIN_S3_SECRET_ACCESS_KEY", "")
+            if not (key_id and secret):
                 raise SystemExit("set ECRIN_S3_ACCESS_KEY_ID and ECRIN_S3_SECRET_ACCESS_KEY")
-            stores["s3"] = S3BlobStore(S3Location.from_url(args.s3_url), S3Options(*keys))
+            location = S3Location.from_url(args.s3_url)
+            stores["s3"] = S3BlobStore(location, S3Options(key_id, secret))
         for store in stores.values():
             await store.open()
         try:
