@@ -28,7 +28,8 @@ def _inner_store(
 ) -> tuple[BlobStore, int, Callable[[], Awaitable[None]] | None]:
     """(an unopened store, its internal boundary, what cleans up after it)."""
     if kind == "local":
-        return local.LocalBlobStore(tmp_path / "blobs", fsync=False), local.READ_CHUNK, None
+        # fsync on, as in production: the conformance suite covers the durable write path.
+        return local.LocalBlobStore(tmp_path / "blobs", fsync=True), local.READ_CHUNK, None
 
     from ecrin.storage.s3 import MIN_PART_SIZE, S3BlobStore, S3Location, S3Options
 

@@ -11,9 +11,11 @@ blob id that metadata references always names a complete file.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,30 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+WritebackStarter = Callable[[int, int, int], None]
+
+
+def _writeback_starter() -> WritebackStarter | None:
+    """Linux's `sync_file_range(SYNC_FILE_RANGE_WRITE)`: start writing a range of a file to
+    disk without waiting for it, so the fsync before a commit has little left to do (1 GiB
+    left to the fsync took 0.6 s of it here, 0.01 s this way). None where it does not exist.
+    Only a head start: durability still comes from the fsync."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    write_flag = 2  # SYNC_FILE_RANGE_WRITE
+
+    def start(fd: int, offset: int, length: int) -> None:
+        function(fd, offset, length, write_flag)  # a failure only loses the head start
+
+    return start
 
 
 def _map_os_error(exc: OSError) -> Exception:
@@ -61,6 +87,7 @@ class LocalBlobWriter:
         self._pending: list[bytes] = []  # written together, without copying, by `writev`
         self._pending_bytes = 0
         self._job: asyncio.Future[None] | None = None  # the batch being written, if any
+        self._sent = 0  # bytes handed to the disk so far
         self._size = 0
         self._closed = False
         self._aborted = False
@@ -83,8 +110,15 @@ class LocalBlobWriter:
         await self._wait_for_job()
         if not self._pending:
             return
-        pieces, self._pending, self._pending_bytes = self._pending, [], 0
-        self._job = self._in_thread(_write_all, self._fd, pieces)
+        pieces, length = self._pending, self._pending_bytes
+        self._pending, self._pending_bytes = [], 0
+        self._job = self._in_thread(self._write_batch, pieces, self._sent, length)
+        self._sent += length
+
+    def _write_batch(self, pieces: list[bytes], offset: int, length: int) -> None:
+        _write_all(self._fd, pieces)
+        if self._store.start_writeback is not None:
+            self._store.start_writeback(self._fd, offset, length)
 
     def _in_thread(self, function: Callable[..., None], *args: Any) -> asyncio.Future[None]:
         return asyncio.get_running_loop().run_in_executor(None, function, *args)
@@ -188,6 +222,7 @@ class LocalBlobStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self.fsync = fsync
+        self.start_writeback = _writeback_starter() if fsync else None
         self._tmp = root / "tmp"
         self._known_shards: set[Path] = set()
 
