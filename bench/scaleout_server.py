@@ -8,7 +8,9 @@ keep-alive connections over the workers (a probe of 32 connections here split 15
 and 23/9). The e2e tests put nginx in front to alternate every request between workers, which
 is what proves consistency across them; a benchmark wants the server's cost instead. The peers
 are measured without a proxy, and on this 2-core machine an nginx would take CPU from the
-workers for a hop a deployment pays anyway, whatever server it fronts.
+workers for a hop a deployment pays anyway, whatever server it fronts. The price: a connection
+stays with the worker that accepted it, so the c1 rows run on one worker, where nginx would
+alternate their requests.
 
 Each instance (the folder the runner hands to `prepare`) gets a fresh PostgreSQL database, S3
 prefix and Redis key prefix, named in the folder's `instance.json` and kept across rounds like
