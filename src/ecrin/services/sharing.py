@@ -432,9 +432,5 @@ def link_visitor(share: Share) -> User:
 
 
 async def _folder_path(tx: MetadataTransaction, node_id: int) -> str:
-    names = []
-    for ancestor_id in (await tx.ancestor_ids(node_id))[:-1]:
-        node = await tx.node(ancestor_id)
-        assert node is not None
-        names.append(node.name)
+    names = [ancestor.name for ancestor in (await tx.ancestors(node_id))[:-1]]
     return "/" + "/".join(reversed(names)) if names else ""

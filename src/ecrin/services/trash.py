@@ -6,6 +6,7 @@ Retention: items older than `max_age` are purged, and while the trash holds more
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ecrin.core.clock import Clock
@@ -14,7 +15,7 @@ from ecrin.core.model import Node, TrashItem, User
 from ecrin.core.paths import DavPath
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.files import FileService, check_quota
+from ecrin.services.files import FileService, charge_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,12 @@ class TrashService:
             item, node = await self._owned(tx, user, item_id)
             parent = await self._restore_parent(tx, user, item)
             name = await _free_name(tx, user, parent, item.original_name)
-            await check_quota(tx, user.id, node.size)
+            await charge_usage(tx, user.id, node.size)
             await tx.move_node(node.id, parent.id, name)
             await tx.delete_trash_record(item.id)
             await propagate_change(tx, parent.id, node.size)
-            await tx.add_usage(user.id, node.size)
             restored = DavPath.parse(await _path_of(tx, parent.id) + "/" + name)
-            node = await tx.node(node.id) or node
+            node = dataclasses.replace(node, parent_id=parent.id, name=name)
         await self.files.notifier.changed(user, restored, node.etag)
         return restored
 
@@ -119,11 +119,7 @@ class TrashService:
 
 
 async def _path_of(tx: MetadataTransaction, folder_id: int) -> str:
-    names = []
-    for ancestor_id in (await tx.ancestor_ids(folder_id))[:-1]:
-        node = await tx.node(ancestor_id)
-        assert node is not None
-        names.append(node.name)
+    names = [ancestor.name for ancestor in (await tx.ancestors(folder_id))[:-1]]
     return "/" + "/".join(reversed(names)) if names else ""
 
 

@@ -8,7 +8,7 @@ from ecrin.core.model import Node, User, Version
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.files import FileService, check_quota
+from ecrin.services.files import FileService, charge_usage
 from ecrin.services.tree import share_permissions
 
 
@@ -65,13 +65,13 @@ class VersionService:
             if version is None or version.node_id != node.id:
                 raise NotFound("no such version")
             delta = version.size - node.size
-            await check_quota(tx, node.owner_id, delta)
+            await charge_usage(tx, node.owner_id, delta)
             if node.blob_id:
                 await tx.insert_version(node, now, user.id or None)
             await tx.retain_blob(version.blob_id)
             released = await tx.delete_version(version.id)
             assert not released  # retained just above
-            await tx.update_file(
+            restored = await tx.update_file(
                 node.id,
                 size=version.size,
                 mtime=version.mtime,
@@ -81,10 +81,7 @@ class VersionService:
                 checksums=version.checksums,
             )
             assert node.parent_id is not None
-            await propagate_change(tx, node.parent_id, delta)
-            await tx.add_usage(node.owner_id, delta)
-            restored = await tx.node(node.id)
-            assert restored is not None
+            await propagate_change(tx, node.parent_id, delta)  # above the file only
             return restored
 
     async def forget(self, user: User, file_id: int, version_id: int) -> None:
