@@ -665,7 +665,7 @@ class SqlTransaction:
             by_id = {n.id: rel for n, rel in frontier}
             rows = await self._all(
                 select(nodes)
-                .where(nodes.c.parent_id.in_(list(by_id)))
+                .where(self._among(nodes.c.parent_id, list(by_id)))
                 .order_by(self._by_name(nodes.c.name))
             )
             frontier = []
