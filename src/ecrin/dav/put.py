@@ -10,6 +10,7 @@ from ecrin.core.errors import BadRequest, PayloadTooLarge
 from ecrin.dav.context import DavContext, quoted_etag
 from ecrin.dav.live_properties import dav_file_id
 from ecrin.dav.responses import empty
+from ecrin.http.body import body_pieces
 from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_oc_checksum
 from ecrin.services.files import WriteConditions
 
@@ -89,9 +90,8 @@ def _content_type(ctx: DavContext) -> str | None:
 
 async def _limited(ctx: DavContext, limit: int) -> AsyncIterator[bytes]:
     received = 0
-    async for chunk in ctx.request.stream():
+    async for chunk in body_pieces(ctx.request):
         received += len(chunk)
         if limit and received > limit:
             raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
-        if chunk:
-            yield chunk
+        yield chunk
