@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ecrin.db.prepared import Prepared, PreparedRunner
 from ecrin.db.schema import users
 from ecrin.db.sql import SqlMetadataStore
+from tests.services.statements import counting
 
 BY_NAME = Prepared(select(users).where(users.c.name == bindparam("name")))
 PROMOTE = Prepared(update(users).where(users.c.name == bindparam("name")).values(is_admin=True))
@@ -37,5 +40,27 @@ async def test_sqlite_direct_rows_match_sqlalchemy_rows(tmp_path: Path) -> None:
             )
             # Same transaction: the direct path sees SQLAlchemy's uncommitted insert.
             assert (await direct.first(BY_NAME, name="bo")) is not None
+    finally:
+        await store.close()
+
+
+async def test_sqlite_direct_errors_and_statements_look_like_sqlalchemy_ones(
+    tmp_path: Path,
+) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'ecrin.sqlite3'}", durable=False)
+    await store.open()
+    add = Prepared(
+        insert(users).values(
+            name=bindparam("name"), display_name="d", password_hash="h", created_at=1.0
+        )
+    )
+    try:
+        with counting(store.engine) as counter:
+            async with store.engine.connect() as conn, conn.begin():
+                direct = await PreparedRunner.of(conn)
+                await direct.run(add, name="ana")
+                with pytest.raises(IntegrityError):
+                    await direct.run(add, name="ana")
+        assert len(counter.statements) == 2
     finally:
         await store.close()

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Boolean
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import Select
@@ -47,6 +48,11 @@ class Prepared:
             required = {compiled.bind_names[b] for b in compiled.binds.values() if b.required}
             # Values written in the statement itself, e.g. `.values(flag=True)`.
             fixed = {n: v for n, v in compiled.params.items() if n not in required}
+            for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+                default = column.default  # SQLAlchemy fills these in Python, at each run
+                if default is None or not default.is_scalar:
+                    raise TypeError(f"{column} has no constant default to prepare")
+                fixed[compiled.bind_names[compiled.binds[column.key]]] = default.arg  # type: ignore[attr-defined]
             self._sqlite = _SqliteForm(
                 compiled.string,
                 tuple(compiled.positiontup or ()),
@@ -122,9 +128,19 @@ class PreparedRunner:
     def _sqlite(self, prepared: Prepared, values: Mapping[str, Any]) -> sqlite3.Cursor:
         assert self._raw is not None
         form = prepared.for_sqlite()
+        parameters = form.parameters(values)
+        connection = self._conn.sync_connection
+        if connection is not None and connection.dispatch.before_cursor_execute:
+            # Whoever watches the engine's statements (counters, tracing) sees these too.
+            connection.dispatch.before_cursor_execute(
+                connection, None, form.sql, parameters, None, False
+            )
         cursor = self._raw.cursor()
         cursor.row_factory = form.rows
-        cursor.execute(form.sql, form.parameters(values))
+        try:
+            cursor.execute(form.sql, parameters)
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it (IntegrityError, …)
+            raise DBAPIError.instance(form.sql, parameters, exc, sqlite3.Error) from exc
         return cursor
 
     async def first(self, prepared: Prepared, **values: Any) -> Any | None:
