@@ -26,7 +26,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.selectable import CompoundSelect, Select
 
 _SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
 
@@ -38,7 +38,7 @@ class Prepared:
 
     __slots__ = ("_sqlite", "statement")
 
-    def __init__(self, statement: Select[Any] | UpdateBase) -> None:
+    def __init__(self, statement: Select[Any] | CompoundSelect[Any] | UpdateBase) -> None:
         self.statement = statement
         self._sqlite: _SqliteForm | None = None
 
@@ -72,14 +72,15 @@ class _SqliteForm(NamedTuple):
         return tuple(values[n] if n in values else self.fixed[n] for n in self.names)
 
 
-def _row_factory(statement: Select[Any] | UpdateBase) -> RowFactory | None:
+def _row_factory(statement: Select[Any] | CompoundSelect[Any] | UpdateBase) -> RowFactory | None:
     columns = getattr(statement, "selected_columns", None)
     if columns is None:  # an UPDATE or DELETE without RETURNING
         returning = getattr(statement, "_returning", ())
         if not returning:
             return None
         columns = returning
-    names = [column.key for column in columns]
+    # Repeated or missing names (joins of aliases, NULL columns) are reached by position.
+    names = [getattr(column, "key", None) or f"_{i}" for i, column in enumerate(columns)]
     booleans = [i for i, column in enumerate(columns) if isinstance(column.type, Boolean)]
     row_type = _row_type(tuple(names))
     if not booleans:
@@ -96,7 +97,7 @@ def _row_factory(statement: Select[Any] | UpdateBase) -> RowFactory | None:
 
 
 def _row_type(names: tuple[str, ...]) -> Any:
-    base = namedtuple("Row", names)  # type: ignore[misc]  # names known only at run time
+    base = namedtuple("Row", names, rename=True)  # type: ignore[misc]  # names known at run time
 
     class Row(base):
         __slots__ = ()

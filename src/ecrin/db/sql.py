@@ -1,8 +1,12 @@
-"""The SQL metadata store (SQLAlchemy Core): SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""The SQL metadata store (SQLAlchemy Core): SQLite and PostgreSQL (asyncpg).
 
 Write transactions on SQLite begin with BEGIN IMMEDIATE, so two writers never deadlock on a
-lock upgrade, and are serialised in-process by an asyncio lock. SQLite runs in WAL mode with
-synchronous=FULL: a commit returns only once it is on stable storage.
+lock upgrade, and are queued in-process, sharing their COMMITs (`group_commit`). SQLite runs
+in WAL mode with synchronous=FULL: a commit returns only once it is on stable storage.
+
+The statements of the everyday requests (GET, PUT, PROPFIND, MKCOL) are built once, at import
+or once per shape, as `Prepared` statements (`prepared`): building a Core statement costs far
+more than SQLite takes to run it.
 
 On PostgreSQL, writers run concurrently at READ COMMITTED. Where a transaction reads and then
 writes on what it read (resolve a path, check quota and locks, then change the tree), the
@@ -15,18 +19,19 @@ name still meet the unique constraint and give Conflict. Reads see one snapshot
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     ColumnElement,
+    Text,
     and_,
     any_,
     bindparam,
@@ -45,6 +50,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.elements import BindParameter
 
 from ecrin.core.errors import Conflict, StorageError
 from ecrin.core.model import (
@@ -73,6 +79,8 @@ from ecrin.db.engine import (
     normalise_url,
     use_write_ahead_log,
 )
+from ecrin.db.group_commit import GroupCommit
+from ecrin.db.prepared import Prepared, PreparedRunner
 from ecrin.db.protocol import ChangedChain, PathWalk
 from ecrin.db.schema import (
     app_passwords,
@@ -196,6 +204,182 @@ _MOUNT_WIDTH = len(mounts.columns)
 _WALK_SPAN = 20
 
 
+# --- the everyday statements, built once (module docstring) -------------------------------
+
+_USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("user_id")))
+_ADD_USAGE = Prepared(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(used_bytes=users.c.used_bytes + bindparam("delta"))
+    .returning(*users.columns)
+)
+_NODE = Prepared(select(nodes).where(nodes.c.id == bindparam("node_id")))
+_CHILD = Prepared(
+    select(nodes).where(
+        and_(nodes.c.parent_id == bindparam("parent_id"), nodes.c.name == bindparam("name"))
+    )
+)
+_INSERT_NODE = Prepared(
+    insert(nodes)
+    .values(
+        {
+            column: bindparam(column)
+            for column in (
+                "parent_id",
+                "owner_id",
+                "name",
+                "kind",
+                "size",
+                "mtime",
+                "blob_id",
+                "sha256",
+                "content_type",
+                "created_at",
+                "checksums",
+            )
+        }
+        | {"revision": 1}
+    )
+    .returning(nodes.c.id)
+)
+_UPDATE_FILE = Prepared(
+    update(nodes)
+    .where(nodes.c.id == bindparam("node_id"))
+    .values(
+        {
+            column: bindparam(column)
+            for column in ("size", "mtime", "blob_id", "sha256", "content_type", "checksums")
+        }
+        | {"revision": nodes.c.revision + 1}
+    )
+    .returning(*nodes.columns)
+)
+_INSERT_BLOB = Prepared(
+    insert(blobs).values(
+        id=bindparam("blob_id"),
+        size=bindparam("size"),
+        sha256=bindparam("sha256"),
+        refcount=1,
+        created_at=bindparam("now"),
+    )
+)
+_LOCKS = Prepared(
+    select(locks).where(
+        and_(locks.c.owner_id == bindparam("owner_id"), locks.c.expires_at > bindparam("now"))
+    )
+)
+_MOUNT_AT = Prepared(
+    select(mounts).where(
+        and_(
+            mounts.c.user_id == bindparam("user_id"),
+            mounts.c.parent_id == bindparam("parent_id"),
+            mounts.c.name == bindparam("name"),
+        )
+    )
+)
+_LISTING = Prepared(
+    union_all(
+        select(*nodes.columns, *[null() for _ in mounts.columns]).where(
+            nodes.c.parent_id == bindparam("parent_id")
+        ),
+        select(*[null() for _ in nodes.columns], *mounts.columns).where(
+            and_(
+                mounts.c.user_id == bindparam("user_id"),
+                mounts.c.parent_id == bindparam("parent_id"),
+            )
+        ),
+    )
+)
+
+
+def _ids_in(column: Any, name: str, postgresql: bool) -> ColumnElement[bool]:
+    """`column IN (the ids in parameter name)`, the list as one parameter: an array on
+    PostgreSQL, a JSON list on SQLite (`SqlTransaction._id_list` makes the value)."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    listed = func.json_each(bindparam(name, type_=Text)).table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+
+
+@cache
+def _root_statement(lock: bool) -> Prepared:
+    query = select(nodes).join(users, users.c.root_node_id == nodes.c.id)
+    if lock:
+        query = query.with_for_update(of=nodes)
+    return Prepared(query.where(users.c.id == bindparam("user_id")))
+
+
+@cache
+def _children_statement(postgresql: bool) -> Prepared:
+    name = nodes.c.name.collate("C") if postgresql else nodes.c.name
+    return Prepared(select(nodes).where(nodes.c.parent_id == bindparam("parent_id")).order_by(name))
+
+
+@cache
+def _properties_of_statement(postgresql: bool) -> Prepared:
+    return Prepared(select(properties).where(_ids_in(properties.c.node_id, "ids", postgresql)))
+
+
+@cache
+def _shares_on_statement(postgresql: bool) -> Prepared:
+    return Prepared(select(shares).where(_ids_in(shares.c.node_id, "ids", postgresql)))
+
+
+@cache
+def _bump_statement(postgresql: bool, skipping: bool) -> Prepared:
+    """Bump `node_id` and its ancestors (parameter `size_delta`; `skip`: ids to leave)."""
+    up = (
+        select(nodes.c.id, nodes.c.parent_id)
+        .where(nodes.c.id == bindparam("node_id"))
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
+    chain = select(up.c.id)
+    shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
+    statement = (
+        update(nodes)
+        .where(nodes.c.id.in_(chain))
+        .values(revision=nodes.c.revision + 1, size=nodes.c.size + bindparam("size_delta"))
+        .returning(nodes.c.id, shared.label("shared"))
+    )
+    if skipping:
+        statement = statement.where(~_ids_in(nodes.c.id, "skip", postgresql))
+    return Prepared(statement)
+
+
+@cache
+def _walk_statement(depth: int, from_home: bool, lock: bool) -> Prepared:
+    """The start node (`start_id`, or `user_id`'s home) joined with a child per name
+    (`name_1`…) and `user_id`'s mount point of that name; outer joins, so a missing name
+    ends the path with NULLs."""
+    hops = [nodes.alias(f"n{d}") for d in range(depth + 1)]
+    points = [mounts.alias(f"m{d}") for d in range(1, depth + 1)]
+    joined: FromClause
+    if from_home:
+        joined = users.join(hops[0], hops[0].c.id == users.c.root_node_id)
+        where = users.c.id == bindparam("user_id")
+    else:
+        joined, where = hops[0], hops[0].c.id == bindparam("start_id")
+    for d, (above, here, point) in enumerate(zip(hops[:-1], hops[1:], points, strict=True), 1):
+        name: BindParameter[str] = bindparam(f"name_{d}")
+        joined = joined.outerjoin(
+            here, and_(here.c.parent_id == above.c.id, here.c.name == name)
+        ).outerjoin(
+            point,
+            and_(
+                point.c.user_id == bindparam("user_id"),
+                point.c.parent_id == above.c.id,
+                point.c.name == name,
+            ),
+        )
+    columns = [c for hop in hops for c in hop.columns]
+    columns += [c for point in points for c in point.columns]
+    query = select(*columns).select_from(joined).where(where)
+    if lock:
+        query = query.with_for_update(of=hops[0])
+    return Prepared(query)
+
+
 def _lock(row: Row[Any]) -> Lock:
     return Lock(
         token=row.token,
@@ -254,8 +438,15 @@ log = logging.getLogger(__name__)
 class SqlTransaction:
     """One database transaction; the primitives the services compose atomically."""
 
-    def __init__(self, conn: AsyncConnection, *, lock_homes: bool = False) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        *,
+        lock_homes: bool = False,
+        prepared: PreparedRunner | None = None,
+    ) -> None:
         self._conn = conn
+        self._prepared = prepared or PreparedRunner(conn, None)
         # PostgreSQL writers: the first read of a home locks its root row (module docstring).
         self._lock_homes = lock_homes
         self._postgresql = conn.dialect.name == "postgresql"
@@ -272,6 +463,10 @@ class SqlTransaction:
             return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
         listed = func.json_each(json.dumps(list(ids))).table_valued("value")
         return column.in_(select(listed.c.value))
+
+    def _id_list(self, ids: Sequence[int]) -> Any:
+        """The value of an `_ids_in` parameter."""
+        return list(ids) if self._postgresql else json.dumps(list(ids))
 
     async def _one(self, stmt: Any) -> Row[Any] | None:
         return (await self._conn.execute(stmt)).first()
@@ -316,7 +511,7 @@ class SqlTransaction:
         return _user(row) if row else None
 
     async def user_by_id(self, user_id: int) -> User | None:
-        row = await self._one(select(users).where(users.c.id == user_id))
+        row = await self._prepared.first(_USER_BY_ID, user_id=user_id)
         return _user(row) if row else None
 
     async def list_users(self) -> list[User]:
@@ -344,12 +539,7 @@ class SqlTransaction:
     async def add_usage(self, user_id: int, delta: int) -> User | None:
         if not delta:
             return None
-        row = await self._one(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(used_bytes=users.c.used_bytes + delta)
-            .returning(*users.columns)
-        )
+        row = await self._prepared.first(_ADD_USAGE, user_id=user_id, delta=delta)
         return _user(row) if row else None
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None:
@@ -358,10 +548,7 @@ class SqlTransaction:
         )
 
     async def root_node(self, user_id: int) -> Node:
-        query = select(nodes).join(users, users.c.root_node_id == nodes.c.id)
-        if self._lock_homes:
-            query = query.with_for_update(of=nodes)
-        row = await self._one(query.where(users.c.id == user_id))
+        row = await self._prepared.first(_root_statement(self._lock_homes), user_id=user_id)
         if row is None:
             raise StorageError(f"user {user_id} has no home folder")
         return _node(row)
@@ -429,13 +616,11 @@ class SqlTransaction:
     # --- nodes ---------------------------------------------------------------------------
 
     async def node(self, node_id: int) -> Node | None:
-        row = await self._one(select(nodes).where(nodes.c.id == node_id))
+        row = await self._prepared.first(_NODE, node_id=node_id)
         return _node(row) if row else None
 
     async def child(self, parent_id: int, name: str) -> Node | None:
-        row = await self._one(
-            select(nodes).where(and_(nodes.c.parent_id == parent_id, nodes.c.name == name))
-        )
+        row = await self._prepared.first(_CHILD, parent_id=parent_id, name=name)
         return _node(row) if row else None
 
     async def walk(
@@ -458,41 +643,22 @@ class SqlTransaction:
     async def _walk_span(
         self, user_id: int, names: Sequence[str], start_id: int | None
     ) -> tuple[Node | None, list[Node], Mount | None]:
-        """One statement: the start node joined with a child per name (and the user's mount
-        point of that name), outer joins so a missing name ends the path with NULLs."""
-        hops = [nodes.alias(f"n{depth}") for depth in range(len(names) + 1)]
-        points = [mounts.alias(f"m{depth}") for depth in range(1, len(names) + 1)]
-        joined: FromClause
-        if start_id is None:
-            joined = users.join(hops[0], hops[0].c.id == users.c.root_node_id)
-            where = users.c.id == user_id
-        else:
-            joined, where = hops[0], hops[0].c.id == start_id
-        for name, above, here, point in zip(names, hops[:-1], hops[1:], points, strict=True):
-            joined = joined.outerjoin(
-                here, and_(here.c.parent_id == above.c.id, here.c.name == name)
-            ).outerjoin(
-                point,
-                and_(
-                    point.c.user_id == user_id,
-                    point.c.parent_id == above.c.id,
-                    point.c.name == name,
-                ),
-            )
-        columns = [c for hop in hops for c in hop.columns]
-        columns += [c for point in points for c in point.columns]
-        query = select(*columns).select_from(joined).where(where)
-        if self._lock_homes and start_id is None:
-            query = query.with_for_update(of=hops[0])
-        row = await self._one(query)
+        """One statement (`_walk_statement`)."""
+        from_home = start_id is None
+        statement = _walk_statement(len(names), from_home, self._lock_homes and from_home)
+        parameters: dict[str, Any] = {f"name_{d}": name for d, name in enumerate(names, 1)}
+        parameters["user_id"] = user_id
+        if not from_home:
+            parameters["start_id"] = start_id
+        row = await self._prepared.first(statement, **parameters)
         if row is None:
             if start_id is None:
                 raise StorageError(f"user {user_id} has no home folder")
             return None, [], None
         values = tuple(row)
         found: list[Node] = []
-        mount_offset = _NODE_WIDTH * len(hops)
-        for depth in range(1, len(hops)):
+        mount_offset = _NODE_WIDTH * (len(names) + 1)
+        for depth in range(1, len(names) + 1):
             hop = values[_NODE_WIDTH * depth : _NODE_WIDTH * (depth + 1)]
             if hop[0] is None:
                 at = mount_offset + _MOUNT_WIDTH * (depth - 1)
@@ -505,25 +671,15 @@ class SqlTransaction:
         return _node(values[:_NODE_WIDTH]), found, None
 
     async def children(self, parent_id: int) -> list[Node]:
-        rows = await self._all(
-            select(nodes)
-            .where(nodes.c.parent_id == parent_id)
-            .order_by(self._by_name(nodes.c.name))
-        )
-        return [_node(r) for r in rows]
+        statement = _children_statement(self._postgresql)
+        return [_node(r) for r in await self._prepared.all(statement, parent_id=parent_id)]
 
     async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
         """A folder's children and `user_id`'s mount points in it, in no particular order
         (one query: the two row shapes side by side, the other's columns NULL)."""
-        children = select(*nodes.columns, *[null() for _ in mounts.columns]).where(
-            nodes.c.parent_id == parent_id
-        )
-        points = select(*[null() for _ in nodes.columns], *mounts.columns).where(
-            and_(mounts.c.user_id == user_id, mounts.c.parent_id == parent_id)
-        )
         found: list[Node] = []
         mounted: list[Mount] = []
-        for row in await self._all(union_all(children, points)):
+        for row in await self._prepared.all(_LISTING, parent_id=parent_id, user_id=user_id):
             values = tuple(row)
             if values[0] is not None:
                 found.append(_node(values[:_NODE_WIDTH]))
@@ -562,11 +718,11 @@ class SqlTransaction:
             checksums=checksums,
         )
         try:
-            result = await self._conn.execute(insert(nodes).values(**values))
+            row = await self._prepared.first(_INSERT_NODE, **values)
         except IntegrityError as exc:
             raise Conflict(f"{name!r} already exists") from exc
-        node_id = result.inserted_primary_key[0]  # type: ignore[index]
-        return Node(id=node_id, **{**values, "kind": kind})  # type: ignore[arg-type]
+        assert row is not None
+        return Node(id=row[0], **{**values, "kind": kind})  # type: ignore[arg-type]
 
     async def update_file(
         self,
@@ -580,19 +736,15 @@ class SqlTransaction:
         checksums: str | None,
     ) -> Node:
         """Replace a file's contents (its revision bumps); returns the node as changed."""
-        row = await self._one(
-            update(nodes)
-            .where(nodes.c.id == node_id)
-            .values(
-                size=size,
-                mtime=mtime,
-                blob_id=blob_id,
-                sha256=sha256,
-                content_type=content_type,
-                checksums=checksums,
-                revision=nodes.c.revision + 1,
-            )
-            .returning(*nodes.columns)
+        row = await self._prepared.first(
+            _UPDATE_FILE,
+            node_id=node_id,
+            size=size,
+            mtime=mtime,
+            blob_id=blob_id,
+            sha256=sha256,
+            content_type=content_type,
+            checksums=checksums,
         )
         if row is None:
             raise StorageError(f"node {node_id} vanished during its update")
@@ -626,17 +778,11 @@ class SqlTransaction:
     ) -> ChangedChain:
         """`bump_revisions` on the node and its ancestors up to its storage root, except
         those in `skip`, in one statement; says which of them carry a share."""
-        chain = select(self._chain(node_id).c.id)
-        shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
-        statement = (
-            update(nodes)
-            .where(nodes.c.id.in_(chain))
-            .values(revision=nodes.c.revision + 1, size=nodes.c.size + size_delta)
-            .returning(nodes.c.id, shared.label("shared"))
-        )
+        statement = _bump_statement(self._postgresql, bool(skip))
+        parameters: dict[str, Any] = {"node_id": node_id, "size_delta": size_delta}
         if skip:
-            statement = statement.where(nodes.c.id.not_in(list(skip)))
-        rows = await self._all(statement)
+            parameters["skip"] = self._id_list(list(skip))
+        rows = await self._prepared.all(statement, **parameters)
         return ChangedChain(
             ids=[int(r.id) for r in rows], shared_ids=[int(r.id) for r in rows if r.shared]
         )
@@ -826,9 +972,7 @@ class SqlTransaction:
     # --- blobs ---------------------------------------------------------------------------
 
     async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None:
-        await self._conn.execute(
-            insert(blobs).values(id=blob_id, size=size, sha256=sha256, refcount=1, created_at=now)
-        )
+        await self._prepared.run(_INSERT_BLOB, blob_id=blob_id, size=size, sha256=sha256, now=now)
 
     async def retain_blob(self, blob_id: str) -> None:
         """Add a reference. Conflict if the blob has no record: a concurrent writer released
@@ -907,10 +1051,8 @@ class SqlTransaction:
 
     async def properties_of(self, node_ids: Sequence[int]) -> dict[int, list[DeadProperty]]:
         found: dict[int, list[DeadProperty]] = {}
-        rows = await self._all(
-            select(properties).where(self._among(properties.c.node_id, node_ids))
-        )
-        for r in rows:
+        statement = _properties_of_statement(self._postgresql)
+        for r in await self._prepared.all(statement, ids=self._id_list(node_ids)):
             found.setdefault(r.node_id, []).append(DeadProperty(r.namespace, r.name, r.xml))
         return found
 
@@ -938,9 +1080,7 @@ class SqlTransaction:
     async def locks(self, owner_id: int, now: float) -> list[Lock]:
         if self._lock_homes:  # a LOCK checks for conflicting locks, then inserts its own
             await self.root_node(owner_id)
-        rows = await self._all(
-            select(locks).where(and_(locks.c.owner_id == owner_id, locks.c.expires_at > now))
-        )
+        rows = await self._prepared.all(_LOCKS, owner_id=owner_id, now=now)
         return [_lock(r) for r in rows]
 
     async def insert_lock(self, lock: Lock) -> None:
@@ -1269,7 +1409,8 @@ class SqlTransaction:
         return _share(row) if row else None
 
     async def shares_on(self, node_ids: Sequence[int]) -> list[Share]:
-        rows = await self._all(select(shares).where(self._among(shares.c.node_id, node_ids)))
+        statement = _shares_on_statement(self._postgresql)
+        rows = await self._prepared.all(statement, ids=self._id_list(node_ids))
         return [_share(r) for r in rows]
 
     async def shares_created_by(self, user_id: int) -> list[Share]:
@@ -1316,15 +1457,7 @@ class SqlTransaction:
             raise Conflict(f"{mount.name!r} already exists") from exc
 
     async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None:
-        row = await self._one(
-            select(mounts).where(
-                and_(
-                    mounts.c.user_id == user_id,
-                    mounts.c.parent_id == parent_id,
-                    mounts.c.name == name,
-                )
-            )
-        )
+        row = await self._prepared.first(_MOUNT_AT, user_id=user_id, parent_id=parent_id, name=name)
         return Mount(row.share_id, row.user_id, row.parent_id, row.name) if row else None
 
     async def mounts_of_shares(self, share_ids: Sequence[int]) -> list[Mount]:
@@ -1425,11 +1558,11 @@ class SqlMetadataStore:
     def __init__(self, url: str, *, durable: bool = True, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.engine: AsyncEngine = create_engine(
             self.url, EngineOptions(durable=durable, pool_size=pool_size)
         )
+        # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
+        self._writes = GroupCommit(self.engine) if self.is_sqlite else None
 
     async def open(self) -> None:
         """Create or upgrade the schema (see `ecrin.db.migrations`)."""
@@ -1444,6 +1577,9 @@ class SqlMetadataStore:
             log.info("database schema: %s -> %s", before or "empty", after)
 
     async def close(self) -> None:
+        if self._writes is not None:
+            with database_errors():
+                await self._writes.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -1455,17 +1591,19 @@ class SqlMetadataStore:
                         isolation_level="REPEATABLE READ", postgresql_readonly=True
                     )
                 async with conn.begin():
-                    yield SqlTransaction(conn)
+                    yield SqlTransaction(conn, prepared=await PreparedRunner.of(conn))
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTransaction]:
-        queue: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
-        async with queue:
-            with database_errors():
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(ecrin_write=True)
-                    async with conn.begin():
-                        yield SqlTransaction(conn, lock_homes=not self.is_sqlite)
+        with database_errors():
+            if self._writes is not None:
+                async with self._writes.transaction() as conn:
+                    yield SqlTransaction(conn, prepared=await PreparedRunner.of(conn))
+                return
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(ecrin_write=True)
+                async with conn.begin():
+                    yield SqlTransaction(conn, lock_homes=True, prepared=PreparedRunner(conn, None))
 
     async def ping(self) -> None:
         with database_errors():
