@@ -27,7 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ecrin.core.errors import BadRequest, Conflict, EcrinError, StorageError, Unavailable
-from ecrin.db.sqlite_inline import InlineDBAPI
+from ecrin.db.sqlite_inline import BUSY_TIMEOUT_MS, InlineDBAPI
 
 # SQLSTATEs after which the same work, run again, will most likely succeed.
 _RETRYABLE_SQLSTATES = {
@@ -88,7 +88,7 @@ def _configure_sqlite(engine: AsyncEngine, *, durable: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -4,8 +4,8 @@ aiosqlite runs every cursor(), execute(), fetchall() and close() as a job on a t
 own and wakes the event loop for each result: 3 or 4 thread hand-offs per statement, which cost
 far more than the statements (a primary-key look-up takes microseconds). Here statements run
 inline, on the loop's thread; only the two steps that can wait for something else go to a
-thread: `BEGIN IMMEDIATE` (another process may hold the write lock: busy_timeout) and the
-COMMIT of a write transaction (its fsync). Reads in WAL mode never wait for writers.
+thread: `BEGIN IMMEDIATE` when another process holds the write lock (busy_timeout), and the
+COMMIT of a write transaction when it fsyncs. Reads in WAL mode never wait for writers.
 
 The engine is SQLAlchemy's aiosqlite dialect, given this module instead of aiosqlite.
 """
@@ -21,6 +21,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_dbapi,
 )
+
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's write lock
 
 
 class InlineCursor:
@@ -60,8 +62,7 @@ class InlineCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
         if sql.startswith("BEGIN IMMEDIATE"):
-            await asyncio.to_thread(self._cursor.execute, sql, parameters)
-            self._connection.writing = True
+            await self._connection.begin_writing(self._cursor, sql)
         else:
             self._cursor.execute(sql, parameters)
         return self
@@ -89,6 +90,7 @@ class InlineConnection:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection: sqlite3.Connection | None = connection  # None once closed
         self.writing = False  # inside a BEGIN IMMEDIATE transaction
+        self._fsyncs: bool | None = None  # does COMMIT fsync (synchronous is not OFF)?
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -105,12 +107,32 @@ class InlineConnection:
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self.raw.create_function(*args, **kwargs)
 
+    async def begin_writing(self, cursor: sqlite3.Cursor, sql: str) -> None:
+        """BEGIN IMMEDIATE at once when the write lock is free (this process's writers queue
+        before they get here); on a thread, waiting, when another process holds it."""
+        raw = self.raw
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            cursor.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if raw.in_transaction or "locked" not in str(exc):
+                raise
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await asyncio.to_thread(cursor.execute, sql)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.writing = True
+
     async def commit(self) -> None:
-        if self.writing:
+        raw = self.raw
+        if self._fsyncs is None:
+            self._fsyncs = raw.execute("PRAGMA synchronous").fetchone()[0] != 0
+        if self.writing and self._fsyncs:
             self.writing = False
-            await asyncio.to_thread(self.raw.commit)
+            await asyncio.to_thread(raw.commit)
         else:
-            self.raw.commit()
+            self.writing = False
+            raw.commit()
 
     async def rollback(self) -> None:
         self.writing = False
