@@ -46,3 +46,17 @@ async def test_a_writer_waits_for_another_connections_write_lock(tmp_path: Path)
 async def second_writer(store: SqlMetadataStore) -> None:
     async with store.write() as tx:
         await tx.insert_user("bo", "Bo", "hash", None, False, 2.0)
+
+
+async def test_an_invalidated_connection_is_closed_and_replaced(tmp_path: Path) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'ecrin.sqlite3'}")
+    await store.open()
+    try:
+        async with store.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            await conn.invalidate()
+        assert driver is not None and driver._connection is None  # closed
+        async with store.read() as tx:
+            assert await tx.user_count() == 0
+    finally:
+        await store.close()

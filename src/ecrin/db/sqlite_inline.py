@@ -139,6 +139,10 @@ class InlineConnection:
         self.raw.rollback()
 
     async def close(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Close at once (SQLAlchemy's terminate(), e.g. for a connection it invalidated)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -163,7 +167,7 @@ class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
     def __init__(self) -> None:
         super().__init__(self, sqlite3)  # type: ignore[arg-type]
-        self.has_stop = False  # no terminate(): a connection is closed, never killed
+        self.has_stop = True  # InlineConnection.stop()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(sqlite3, name)  # the DBAPI's exception classes and constants
