@@ -25,9 +25,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from ecrin.core.errors import BadRequest, Conflict, EcrinError, StorageError, Unavailable
-from ecrin.db.sqlite_inline import BUSY_TIMEOUT_MS, InlineDBAPI
+from ecrin.db.sqlite_inline import BUSY_TIMEOUT_MS, InlineConnection, InlineDBAPI
 
 # SQLSTATEs after which the same work, run again, will most likely succeed.
 _RETRYABLE_SQLSTATES = {
@@ -95,8 +96,9 @@ def _configure_sqlite(engine: AsyncEngine, *, durable: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get("ecrin_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: SQLAlchemy's statement machinery costs more than a BEGIN.
+        driver: InlineConnection = conn.connection.driver_connection
+        await_(driver.begin(writing=bool(conn.get_execution_options().get("ecrin_write"))))
 
 
 async def use_write_ahead_log(engine: AsyncEngine, attempts: int = 50) -> None:

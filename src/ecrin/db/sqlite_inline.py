@@ -28,11 +28,10 @@ BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's write 
 class InlineCursor:
     """An aiosqlite-shaped cursor whose coroutines finish without suspending."""
 
-    __slots__ = ("_connection", "_cursor")
+    __slots__ = ("_cursor",)
 
-    def __init__(self, cursor: sqlite3.Cursor, connection: InlineConnection) -> None:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
         self._cursor = cursor
-        self._connection = connection
 
     async def __aenter__(self) -> InlineCursor:
         return self
@@ -61,10 +60,7 @@ class InlineCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        if sql.startswith("BEGIN IMMEDIATE"):
-            await self._connection.begin_writing(self._cursor, sql)
-        else:
-            self._cursor.execute(sql, parameters)
+        self._cursor.execute(sql, parameters)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
@@ -99,7 +95,7 @@ class InlineConnection:
         return self._connection
 
     def cursor(self) -> InlineCursor:
-        return InlineCursor(self.raw.cursor(), self)
+        return InlineCursor(self.raw.cursor())
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
@@ -107,18 +103,22 @@ class InlineConnection:
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self.raw.create_function(*args, **kwargs)
 
-    async def begin_writing(self, cursor: sqlite3.Cursor, sql: str) -> None:
-        """BEGIN IMMEDIATE at once when the write lock is free (this process's writers queue
-        before they get here); on a thread, waiting, when another process holds it."""
+    async def begin(self, *, writing: bool) -> None:
+        """BEGIN a reader (DEFERRED: it waits for nobody in WAL mode) or a writer (IMMEDIATE:
+        at once when the write lock is free, as it is unless another process holds it; else
+        waiting for it on a thread)."""
         raw = self.raw
+        if not writing:
+            raw.execute("BEGIN DEFERRED")
+            return
         raw.execute("PRAGMA busy_timeout=0")
         try:
-            cursor.execute(sql)
+            raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if raw.in_transaction or "locked" not in str(exc):
                 raise
             raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            await asyncio.to_thread(cursor.execute, sql)
+            await asyncio.to_thread(raw.execute, "BEGIN IMMEDIATE")
         finally:
             raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self.writing = True
