@@ -51,8 +51,8 @@ def normalise_url(url: str) -> URL:
     """The SQLAlchemy URL for a database URL, with the asyncio driver we support filled in.
 
     `postgresql://`, `postgres://` and `postgresql+asyncpg://` mean PostgreSQL over asyncpg;
-    `sqlite://` and `sqlite+aiosqlite://` mean SQLite over aiosqlite. Other drivers are refused
-    rather than half-supported.
+    `sqlite://` and `sqlite+aiosqlite://` mean SQLite (SQLAlchemy's aiosqlite dialect, run by
+    `sqlite_inline`). Other drivers are refused rather than half-supported.
     """
     try:
         parsed = make_url(url)
