@@ -1,32 +1,39 @@
-"""Every coordination back-end the conformance suite runs against: in-process, and Redis.
+"""Every coordination back-end the conformance suite runs against: in-process, SQLite, Redis.
 
 `peers()` gives two handles on one shared state, as two server processes would hold: the
-same object in-process, two clients of one server (and one key prefix) for Redis.
+same object in-process, two connections to one file for SQLite, two clients of one server
+(and one key prefix) for Redis.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from ecrin.coordination.local import InProcessCoordination
 from ecrin.coordination.protocol import Coordination
 from ecrin.coordination.redis import RedisCoordination
+from ecrin.coordination.sqlite import SQLiteCoordination
 from tests.backends import empty_redis_prefix, redis_test_location
 
 Peers = Callable[[], Awaitable[tuple[Coordination, Coordination]]]
 
 
-@pytest.fixture(params=["in-process", "redis"])
-async def peers(request: pytest.FixtureRequest) -> AsyncIterator[Peers]:
+@pytest.fixture(params=["in-process", "sqlite", "redis"])
+async def peers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Peers]:
     opened: list[Coordination] = []
     location = redis_test_location() if request.param == "redis" else None
 
     async def make() -> tuple[Coordination, Coordination]:
-        if location is None:
+        pair: tuple[Coordination, Coordination]
+        if request.param == "sqlite":
+            path = tmp_path / "coordination.sqlite3"
+            pair = (SQLiteCoordination(path), SQLiteCoordination(path))
+        elif location is None:
             shared = InProcessCoordination()
-            pair: tuple[Coordination, Coordination] = (shared, shared)
+            pair = (shared, shared)
         else:
             url, prefix = location
             pair = (

@@ -1,4 +1,4 @@
-"""The coordination protocol every implementation (in-process, Redis) follows.
+"""The coordination protocol every implementation (in-process, SQLite, Redis) follows.
 
 Names and keys are plain strings chosen by the services; an implementation may prefix them
 (Redis does, so several instances can share one server). Times given by callers (`at`,
