@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from ecrin import __version__
 from ecrin.auth.credential_cache import CredentialCache
 from ecrin.auth.passwords import PasswordHashing
-from ecrin.coordination.factory import coordination_from_url
+from ecrin.coordination.factory import coordination_for
 from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock, SystemClock
 from ecrin.dav.app import PREFIXES, DavApp
@@ -86,7 +86,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     blobs = blob_store_at(settings, settings.effective_storage_url)
     if settings.encryption:
         blobs = encrypt_blob_store(blobs, settings)
-    coordination = coordination_from_url(settings.redis_url, key_prefix=settings.redis_key_prefix)
+    coordination = coordination_for(settings)
     cache = CredentialCache(clock, settings.credential_cache_seconds)
     files = FileService(
         metadata,

@@ -61,13 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Workers are separate processes: hand them the resolved settings through the environment.
     for setting in SETTINGS:
         os.environ[setting.env_var] = str(getattr(settings, setting.name))
-    if settings.workers > 1 and not settings.redis_url:
-        log.warning(
-            "%d workers without redis_url: each keeps its own credential cache (a revoked "
-            "app password works on the others for up to credential_cache_seconds) and its "
-            "own link-password throttling; set redis_url to share them",
-            settings.workers,
-        )
+    # Several workers without redis_url coordinate through the data folder (coordination_for).
     admin_password = _run(settings, _first_start)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"Ecrin {__version__} is starting on {url}", flush=True)

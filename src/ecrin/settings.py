@@ -109,8 +109,9 @@ class Settings:
         "",
         "Redis or Valkey server the processes of one instance coordinate through "
         "(`redis://host:port/db`): credential revocation, link-password throttling, upload "
-        "assembly leases, change notifications. Empty means inside one process only; set "
-        "it when running several workers or hosts.",
+        "assembly leases, change notifications. Empty means inside the process, or, with "
+        "several workers, through `coordination.sqlite3` in the data folder (one host); set "
+        "it when running on several hosts.",
     )
     redis_key_prefix: str = _setting(
         "ecrin:",

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from ecrin.coordination.local import InProcessCoordination
 from ecrin.coordination.protocol import Coordination
+from ecrin.coordination.sqlite import FILE_NAME, SQLiteCoordination
 from ecrin.core.errors import BadRequest
+from ecrin.settings import Settings
+
+
+def coordination_for(settings: Settings) -> Coordination:
+    """How the processes of this instance coordinate.
+
+    `redis_url` set: through that Redis/Valkey server (several hosts). Otherwise, with several
+    workers (`ecrin serve --workers N`, one host): through `coordination.sqlite3` in the data
+    folder. One worker: inside the process, the fastest.
+    """
+    if settings.redis_url:
+        return coordination_from_url(settings.redis_url, key_prefix=settings.redis_key_prefix)
+    if settings.workers > 1:
+        return SQLiteCoordination(settings.data_dir / FILE_NAME)
+    return InProcessCoordination()
 
 
 def coordination_from_url(url: str, *, key_prefix: str = "ecrin:") -> Coordination:
