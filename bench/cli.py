@@ -22,6 +22,7 @@ ALL_SERVERS: tuple[Server, ...] = (
     *DEFAULT_SERVERS,
     EcrinServer(fsync=False),
     EcrinServer(encryption=True),
+    EcrinServer(workers=2),
 )
 
 
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         help="comma-separated servers to run, among: "
         + ", ".join(s.name for s in ALL_SERVERS)
-        + " (default: all but ecrin-nofsync and ecrin-encrypted; a server that cannot run "
-        "here is skipped, with the reason, unless named)",
+        + " (default: all but ecrin-nofsync, ecrin-encrypted and ecrin-2w; a server that "
+        "cannot run here is skipped, with the reason, unless named)",
     )
     parser.add_argument(
         "--populate",

@@ -3,7 +3,9 @@ defaults), run with the `ecrin` command line of the Python environment running t
 
 `EcrinServer(fsync=False)` ("ecrin-nofsync", only on request) is the same with `fsync = false`:
 it shows what durability costs, on the terms the peers run on. `EcrinServer(encryption=True)`
-("ecrin-encrypted", only on request) shows what encryption at rest costs."""
+("ecrin-encrypted", only on request) shows what encryption at rest costs. `EcrinServer(workers=2)`
+("ecrin-2w", only on request) is `ecrin serve --workers 2`: two processes on the same SQLite
+file and blobs, coordinating through `coordination.sqlite3` in the data folder (no Redis)."""
 
 from __future__ import annotations
 
@@ -22,10 +24,15 @@ def ecrin_command(*arguments: str) -> list[str]:
 
 
 class EcrinServer:
-    def __init__(self, fsync: bool = True, encryption: bool = False) -> None:
+    def __init__(self, fsync: bool = True, encryption: bool = False, workers: int = 1) -> None:
         self.fsync = fsync
         self.encryption = encryption
-        self.name = ("ecrin" if fsync else "ecrin-nofsync") + ("-encrypted" if encryption else "")
+        self.workers = workers
+        self.name = (
+            ("ecrin" if fsync else "ecrin-nofsync")
+            + ("-encrypted" if encryption else "")
+            + (f"-{workers}w" if workers > 1 else "")
+        )
         self._environment = {
             **QUIET,
             "ECRIN_FSYNC": "true" if fsync else "false",
@@ -40,9 +47,13 @@ class EcrinServer:
 
         durability = "fsync on" if self.fsync else "fsync OFF"
         encrypted = ", encrypted at rest (key file)" if self.encryption else ""
+        processes = (
+            f"{self.workers} worker processes (uvicorn), coordinating through a SQLite file"
+            if self.workers > 1
+            else "1 process (uvicorn)"
+        )
         return (
-            f"Ecrin {__version__} — 1 process (uvicorn), SQLite WAL + local blobs, "
-            f"{durability}{encrypted}"
+            f"Ecrin {__version__} — {processes}, SQLite WAL + local blobs, {durability}{encrypted}"
         )
 
     def prepare(self, directory: Path, credentials: Credentials) -> None:
@@ -68,6 +79,8 @@ class EcrinServer:
     def launch(self, directory: Path, port: int, credentials: Credentials) -> Launch:
         command = ecrin_command("serve", "--data-dir", str(directory / "data"))
         command += ["--host", HOST, "--port", str(port)]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
         return Launch(command, f"/remote.php/dav/files/{credentials.user}/", self._environment)
 
     def release(self, directory: Path) -> None:
