@@ -20,6 +20,7 @@ from lxml import etree
 
 from ecrin.app import EcrinApp
 from ecrin.dav import multistatus
+from ecrin.db.sql import SqlTransaction
 from tests.support import NS, Dav
 
 HOME = "/remote.php/dav/files/alice"
@@ -245,7 +246,8 @@ async def test_depth_zero_does_not_list_the_folder(
     async def no_listing(*_args: object) -> None:
         raise AssertionError("Depth 0 listed the folder")
 
-    monkeypatch.setattr(app.runtime.services.files, "list_folder", no_listing)
+    for listing in ("listing", "children"):  # a home's folders, other folders
+        monkeypatch.setattr(SqlTransaction, listing, no_listing)
     listing = parse_multistatus((await alice.propfind("/h", depth="0")).content)
     assert list(listing) == [quote(f"{HOME}/h/")]
     assert listing[quote(f"{HOME}/h/")].found["{DAV:}displayname"].text == "h"

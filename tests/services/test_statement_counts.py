@@ -1,6 +1,7 @@
 """How many SQL statements the everyday operations send (docs/benchmarks.md: each one costs
-several thread hand-offs). A path is resolved in one statement whatever its depth; a change
-reaches every folder above it in one more. These bounds fail when a change adds some."""
+several thread hand-offs), and how many transactions a request opens (each costs more than
+a statement). A path is resolved in one statement whatever its depth; a change reaches every
+folder above it in one more. These bounds fail when a change adds some."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from ecrin.app import EcrinApp
 from ecrin.core.model import User
 from ecrin.core.paths import DavPath
-from tests.services.statements import StatementCounter, counting
+from tests.services.statements import StatementCounter, TransactionCounter, counting
 from tests.support import Dav
 
 
@@ -70,3 +71,31 @@ async def test_tree_operations(app: EcrinApp, user: User, statements: StatementC
     # delete: the path, the original path, the trash folder, the node, its trash record,
     # the folders above, usage
     assert (mkcol, moved, deleted) == (3, 5, 7), statements.statements
+
+
+@pytest.fixture
+def transactions(app: EcrinApp, monkeypatch: pytest.MonkeyPatch) -> TransactionCounter:
+    return TransactionCounter(app.runtime.metadata, monkeypatch)
+
+
+NAMED = ["d:resourcetype", "d:getcontentlength", "d:getlastmodified", "d:getetag"]
+NEXTCLOUD = [*NAMED, "oc:fileid", "oc:permissions", "oc:share-types", "d:quota-available-bytes"]
+
+
+async def test_transactions_per_request(
+    alice: Dav, user: User, transactions: TransactionCounter
+) -> None:
+    """A PROPFIND reads the listing, dead properties, locks, share types and the user's
+    quota in one read transaction; a GET reads in one."""
+    await alice.get("/a/b/c/existing.txt")  # the credential is cached: no transaction for it
+    opened = {}
+    for depth in ("0", "1"):
+        for label, props in (("allprop", None), ("named", NAMED), ("nextcloud", NEXTCLOUD)):
+            _, opened[f"PROPFIND {depth} {label}"] = await transactions.count(
+                alice.propfind("/a/b", props, depth=depth)
+            )
+    _, opened["PROPFIND of a file"] = await transactions.count(
+        alice.propfind("/a/b/c/existing.txt", depth="1")
+    )
+    _, opened["GET"] = await transactions.count(alice.get("/a/b/c/existing.txt"))
+    assert opened == {request: ["read"] for request in opened}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from operator import is_
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -68,15 +69,21 @@ class ResponseRenderer:
         # A name no live renderer knows is absent, unless the entry has it as a dead property.
         self.renderers = [LIVE.get(name, _absent) for name in names]
         self.empties = [empty_element(name) for name in names]
+        self._nones = (None,) * len(names)
+        # The 404 propstat's elements for each pattern of absent values (few per response).
+        self._missing: dict[tuple[bool, ...], list[str]] = {}
 
     def render(self, hrefs: list[str], batch: Batch) -> str:
         """The responses of the batch's entries; `hrefs` (same order) must be percent-encoded."""
         scope = self.scope
         columns = [render(batch, scope) for render in self.renderers]
         per_entry = zip(*columns, strict=True) if columns else [()] * len(batch.entries)
-        rows = zip(batch.entries, hrefs, per_entry, strict=True)
         dead = self.dead
-        empties = self.empties
+        if not dead and self.mode != "propname" and not any(None in c for c in columns):
+            # The common case (no dead property, every property found), with no test per entry.
+            return "".join([response_xml(h, v, ()) for h, v in zip(hrefs, per_entry, strict=True)])
+        rows = zip(batch.entries, hrefs, per_entry, strict=True)
+        nones = self._nones
         responses: list[str] = []
         for index, (entry, href, values) in enumerate(rows):
             own_dead = dead.get(entry.node.id) if dead else None
@@ -84,11 +91,19 @@ class ResponseRenderer:
                 found, missing = self._with_dead(values, own_dead or [], batch, index)
             elif None in values:
                 found = [value for value in values if value is not None]
-                missing = [e for value, e in zip(values, empties, strict=True) if value is None]
+                missing = self._missing_for(tuple(map(is_, values, nones)))
             else:
                 found, missing = values, ()  # type: ignore[assignment]  # no None in values
             responses.append(response_xml(href, found, missing))
         return "".join(responses)
+
+    def _missing_for(self, absent: tuple[bool, ...]) -> list[str]:
+        """The empty elements of the names whose value is absent (True in `absent`)."""
+        missing = self._missing.get(absent)
+        if missing is None:
+            missing = [e for e, gone in zip(self.empties, absent, strict=True) if gone]
+            self._missing[absent] = missing
+        return missing
 
     def _with_dead(
         self, values: tuple[str | None, ...], dead: list[DeadProperty], batch: Batch, index: int
@@ -138,23 +153,19 @@ async def handle(ctx: DavContext) -> Response:
     body = await ctx.read_xml_body()
     mode, names = parse_request(ctx.parse(body) if body.strip() else None)
 
-    children: list[Entry] = []
-    if depth == "0":  # the target alone: a folder's children are not even read
-        entry = await ctx.services.files.entry(ctx.home, ctx.path)
-    else:
-        entry, children = await ctx.services.files.list_folder(ctx.home, ctx.path)
-    nodes = [entry.node, *(child.node for child in children)]
-
-    wants_dead = mode != "prop" or any(n not in LIVE for n in names)
-    dead = await ctx.services.properties.of(nodes) if wants_dead else {}
-    wants_locks = mode != "prop" or (DAV, "lockdiscovery") in names
-    locks = await ctx.services.locks.active(ctx.home) if wants_locks else []
-    wants_shares = mode != "prop" or (OC, "share-types") in names
-    share_types = await ctx.services.files.share_types(ctx.home, nodes) if wants_shares else {}
-    home = ctx.home if ctx.home.is_link_visitor else await ctx.services.accounts.refresh(ctx.home)
-
-    scope = PropertyScope(home, ctx.services.instance_id, locks, share_types)
-    renderer = ResponseRenderer(mode, names, scope, dead)
+    listing = await ctx.services.files.listing(
+        ctx.home,
+        ctx.path,
+        children=depth == "1",  # Depth 0: a folder's children are not even read
+        properties=mode != "prop" or any(n not in LIVE for n in names),
+        locks=mode != "prop" or (DAV, "lockdiscovery") in names,
+        share_types=mode != "prop" or (OC, "share-types") in names,
+    )
+    entry, children = listing.entry, listing.children
+    scope = PropertyScope(
+        listing.user, ctx.services.instance_id, listing.locks, listing.share_types
+    )
+    renderer = ResponseRenderer(mode, names, scope, listing.properties)
     return multistatus_response(
         _responses(renderer, ctx.href(ctx.path, entry.node.is_folder), entry, ctx.path, children)
     )

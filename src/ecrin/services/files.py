@@ -16,6 +16,8 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import NamedTuple
 
 from ecrin.core.clock import Clock
 from ecrin.core.errors import (
@@ -24,10 +26,11 @@ from ecrin.core.errors import (
     EcrinError,
     Forbidden,
     MethodNotAllowed,
+    NotFound,
     PreconditionFailed,
     QuotaExceeded,
 )
-from ecrin.core.model import Mount, Node, NodeKind, Share, User
+from ecrin.core.model import DeadProperty, Lock, Mount, Node, NodeKind, Share, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.core.retention import versions_to_drop
@@ -72,15 +75,31 @@ class UploadResult:
     created: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A node as one user sees it: under which name, with which rights, through which share."""
+class Entry(NamedTuple):
+    """A node as one user sees it: under which name, with which rights, through which share.
+
+    A named tuple: a listing builds one per child, and a frozen dataclass takes twice as long
+    to build."""
 
     name: str
     node: Node
     permissions: Permission
     share: Share | None = None
     is_mount_point: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a PROPFIND shows of a path, read in one transaction (`FileService.listing`).
+
+    What was not asked for is empty."""
+
+    entry: Entry
+    children: list[Entry]  # sorted by name
+    properties: dict[int, list[DeadProperty]]  # dead properties, by node id
+    locks: list[Lock]  # the active locks of the user's home
+    share_types: dict[int, tuple[int, ...]]  # kinds of share the user made, by node id
+    user: User  # as stored now (quota, usage); a link visitor as given
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +172,59 @@ class FileService:
         now = self.clock.now()
         async with self.metadata.read() as tx:
             found = await resolve_existing(tx, user, path, now)
+            return _entry(found), await self._children(tx, user, found, now)
+
+    async def listing(
+        self,
+        user: User,
+        path: DavPath,
+        *,
+        children: bool,
+        properties: bool = False,
+        locks: bool = False,
+        share_types: bool = False,
+    ) -> Listing:
+        """The entry at `path`, with its children if asked (a file has none), and what else
+        is asked about them, in one read transaction: one snapshot, and the cost of one
+        transaction rather than one per kind of information."""
+        now = self.clock.now()
+        async with self.metadata.read() as tx:
+            found = await resolve_existing(tx, user, path, now)
             entry = _entry(found)
-            if not entry.node.is_folder:
-                return entry, []
-            if entry.node.owner_id == user.id:  # only there may the user have mount points
-                nodes, mounted = await tx.listing(entry.node.id, user.id)
-            else:
-                nodes, mounted = await tx.children(entry.node.id), []
-            children = [
-                Entry(child.name, child, _inherit(found.permissions, child), found.share)
-                for child in nodes
-            ]
+            listed = await self._children(tx, user, found, now) if children else []
+            ids = [entry.node.id, *(child.node.id for child in listed)]
+            dead = await tx.properties_of(ids) if properties else {}
+            active = await tx.locks(user.id, now) if locks else []
+            types = await _share_types(tx, user, ids) if share_types else {}
+            fresh = user
+            if not user.is_link_visitor:
+                stored = await tx.user_by_id(user.id)
+                if stored is None:
+                    raise NotFound(f"no user {user.name!r}")
+                fresh = stored
+        return Listing(entry, listed, dead, active, types, fresh)
+
+    async def _children(
+        self, tx: MetadataTransaction, user: User, found: Resolved, now: float
+    ) -> list[Entry]:
+        """The entries of the folder `found` (none for a file), sorted by name."""
+        folder = found.existing()
+        if not folder.is_folder:
+            return []
+        if folder.owner_id == user.id:  # only there may the user have mount points
+            nodes, mounted = await tx.listing(folder.id, user.id)
+        else:
+            nodes, mounted = await tx.children(folder.id), []
+        # What `_inherit` gives, computed once: flag operations cost ~1 µs each.
+        rights, file_rights, share = found.permissions, found.permissions & FILE_MASK, found.share
+        children = [
+            Entry(node.name, node, rights if node.kind is FOLDER else file_rights, share)
+            for node in nodes
+        ]
+        if mounted:
             children += await self._mounted_in(tx, user, mounted, now)
-            children.sort(key=lambda e: e.name)
-            return entry, children
+        children.sort(key=_BY_NAME)
+        return children
 
     async def _mounted_in(
         self, tx: MetadataTransaction, user: User, mounted: list[Mount], now: float
@@ -181,15 +239,6 @@ class FileService:
             if node is not None and Permission.READ in permissions:
                 entries.append(Entry(mount.name, node, _inherit(permissions, node), share, True))
         return entries
-
-    async def share_types(self, user: User, nodes: list[Node]) -> dict[int, tuple[int, ...]]:
-        """For `oc:share-types`: the kinds of share `user` created on each node."""
-        async with self.metadata.read() as tx:
-            found: dict[int, set[int]] = {}
-            for share in await tx.shares_on([n.id for n in nodes]):
-                if share.created_by == user.id:
-                    found.setdefault(share.node_id, set()).add(int(share.share_type))
-        return {node_id: tuple(sorted(types)) for node_id, types in found.items()}
 
     def read(self, node: Node, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         if node.blob_id is None:
@@ -536,6 +585,21 @@ class FileService:
                 await self.blobs.delete(blob_id)
             except EcrinError:
                 log.warning("could not remove unreferenced blob %s; `ecrin check` will", blob_id)
+
+
+FOLDER = NodeKind.FOLDER
+_BY_NAME = itemgetter(0)  # an Entry's name
+
+
+async def _share_types(
+    tx: MetadataTransaction, user: User, node_ids: list[int]
+) -> dict[int, tuple[int, ...]]:
+    """For `oc:share-types`: the kinds of share `user` created on each node."""
+    found: dict[int, set[int]] = {}
+    for share in await tx.shares_on(node_ids):
+        if share.created_by == user.id:
+            found.setdefault(share.node_id, set()).add(int(share.share_type))
+    return {node_id: tuple(sorted(types)) for node_id, types in found.items()}
 
 
 def _entry(found: Resolved) -> Entry:
