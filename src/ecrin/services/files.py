@@ -277,10 +277,11 @@ class FileService:
         writer = await self.blobs.create()
         try:
             async for chunk in body:
-                digests.update(chunk)
+                await digests.feed(chunk)
                 await writer.write(chunk)
             if length is not None and writer.size != length:
                 raise BadRequest(f"the body has {writer.size} bytes but {length} were announced")
+            await digests.finish()
             digests.verify()
             blob_id = await writer.commit()
         except BaseException:
