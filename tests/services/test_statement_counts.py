@@ -86,7 +86,8 @@ async def test_transactions_per_request(
     alice: Dav, user: User, transactions: TransactionCounter
 ) -> None:
     """A PROPFIND reads the listing, dead properties, locks, share types and the user's
-    quota in one read transaction; a GET reads in one."""
+    quota in one read transaction; a GET reads in one; a PUT checks the target, its locks
+    and the quota in one before the body, and stores it in one write."""
     await alice.get("/a/b/c/existing.txt")  # the credential is cached: no transaction for it
     opened = {}
     for depth in ("0", "1"):
@@ -99,3 +100,8 @@ async def test_transactions_per_request(
     )
     _, opened["GET"] = await transactions.count(alice.get("/a/b/c/existing.txt"))
     assert opened == {request: ["read"] for request in opened}
+    _, created = await transactions.count(alice.put("/a/b/new.txt", b"x" * 4096, status=201))
+    _, replaced = await transactions.count(alice.put("/a/b/new.txt", b"y", status=204))
+    large = alice.put("/a/b/large.bin", b"z" * (1024 * 1024), status=201)
+    _, large_created = await transactions.count(large)
+    assert created == replaced == large_created == ["read", "write"]

@@ -12,7 +12,7 @@ from ecrin.dav.live_properties import dav_file_id
 from ecrin.dav.responses import empty
 from ecrin.http.body import body_pieces
 from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_oc_checksum
-from ecrin.services.files import WriteConditions
+from ecrin.services.files import UploadTarget, WriteConditions
 
 
 def _etags(header: str | None, *, weak: bool) -> tuple[str, ...] | None:
@@ -54,8 +54,11 @@ async def handle(ctx: DavContext) -> Response:
     limit = ctx.settings.max_upload_bytes
     if limit and length is not None and length > limit:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
-    existing = await ctx.services.files.lookup(ctx.home, ctx.path)
-    await ctx.guard_write(membership=existing is None)
+    content_length = length if ctx.header("content-length") else None
+    target = await ctx.services.files.upload_target(ctx.home, ctx.path, content_length)
+    await _guard_write(ctx, target)
+    if target.refusal is not None:
+        raise target.refusal
     conditions = WriteConditions(
         if_match=_etags(ctx.header("if-match"), weak=False),
         if_none_match=_etags(ctx.header("if-none-match"), weak=True),
@@ -65,11 +68,12 @@ async def handle(ctx: DavContext) -> Response:
         ctx.home,
         ctx.path,
         _limited(ctx, limit),
-        length=length if ctx.header("content-length") else None,
+        length=content_length,
         mtime=mtime,
         content_type=_content_type(ctx),
         checksums=expected_checksums(ctx),
         conditions=conditions,
+        checked=True,
     )
     headers = {
         "etag": quoted_etag(result.node),
@@ -79,6 +83,19 @@ async def handle(ctx: DavContext) -> Response:
     if mtime is not None:
         headers["x-oc-mtime"] = "accepted"
     return empty(201 if result.created else 204, headers)
+
+
+async def _guard_write(ctx: DavContext, target: UploadTarget) -> None:
+    """`ctx.guard_write(membership=…)` (the If header, then locks, on the file and, for a new
+    one, on its folder), with the locks read with the target rather than in a transaction
+    of their own."""
+    await ctx.check_if_header(target.locks)
+    tokens = ctx.submitted_tokens()
+    ensure_writable = ctx.services.locks.ensure_writable
+    await ensure_writable(ctx.home, ctx.principal, ctx.path, tokens, locks=target.locks)
+    if target.existing is None and not ctx.path.is_root:
+        parent = ctx.path.parent
+        await ensure_writable(ctx.home, ctx.principal, parent, tokens, locks=target.locks)
 
 
 def _content_type(ctx: DavContext) -> str | None:

@@ -103,6 +103,18 @@ class Listing:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """What a PUT checks before it reads the body, read in one transaction
+    (`FileService.upload_target`)."""
+
+    existing: Node | None  # the node at the path, if the user may read it
+    locks: list[Lock]  # the active locks of the user's home
+    # Why the upload would be refused, if it would: the caller raises it once it has checked
+    # what comes first (the If header, locks), then uploads with `checked=True`.
+    refusal: EcrinError | None
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     max_versions: int = 0  # 0: no count limit (thinning still applies)
     max_version_age: float = 0.0  # seconds; 0: no age limit
@@ -253,11 +265,23 @@ class FileService:
         """Refuse early, before reading a body: no parent, no right, a folder in the way, no
         quota."""
         async with self.metadata.read() as tx:
-            found = await _drop_aside(tx, await resolve(tx, user, path, self.clock.now()))
-            _check_file_target(found)
-            if length is not None:
-                current = found.node.size if found.node else 0
-                await check_quota(tx, found.storage_owner_id, length - current)
+            await _check_upload(tx, await resolve(tx, user, path, self.clock.now()), length)
+
+    async def upload_target(self, user: User, path: DavPath, length: int | None) -> UploadTarget:
+        """`lookup`, the home's active locks and `check_upload_allowed`, in one transaction."""
+        now = self.clock.now()
+        async with self.metadata.read() as tx:
+            active = await tx.locks(user.id, now)
+            try:
+                found = await resolve(tx, user, path, now)
+            except Conflict as exc:
+                return UploadTarget(None, active, exc)
+            existing = found.node if Permission.READ in found.permissions else None
+            try:
+                await _check_upload(tx, found, length)
+            except EcrinError as exc:
+                return UploadTarget(existing, active, exc)
+            return UploadTarget(existing, active, None)
 
     async def upload(
         self,
@@ -270,8 +294,11 @@ class FileService:
         content_type: str | None = None,
         checksums: list[ExpectedChecksum] | None = None,
         conditions: WriteConditions | None = None,
+        checked: bool = False,
     ) -> UploadResult:
-        if length is None or length > SMALL_BODY or user.quota_bytes is not None:
+        """Store `body` at `path`. `checked`: the caller has had `upload_target` check it."""
+        small = length is not None and length <= SMALL_BODY and user.quota_bytes is None
+        if not (checked or small):
             await self.check_upload_allowed(user, path, length)
         digests = StreamingDigests(checksums or [])
         writer = await self.blobs.create()
@@ -624,6 +651,14 @@ async def _drop_aside(tx: MetadataTransaction, found: Resolved) -> Resolved:
         name = f"{stem} ({counter}).{ext}" if dot and stem else f"{found.path.name} ({counter})"
         if await tx.child(found.parent.id, name) is None:
             return dataclasses.replace(found, path=found.path.parent.child(name), node=None)
+
+
+async def _check_upload(tx: MetadataTransaction, found: Resolved, length: int | None) -> None:
+    found = await _drop_aside(tx, found)
+    _check_file_target(found)
+    if length is not None:
+        current = found.node.size if found.node else 0
+        await check_quota(tx, found.storage_owner_id, length - current)
 
 
 def _check_file_target(found: Resolved) -> None:
