@@ -218,7 +218,8 @@ class S3BlobWriter:
         # Send a part only when more bytes follow it: a blob of one part is one PutObject.
         while len(self._buffer) > self._part_size():
             size = self._part_size()
-            part = bytes(self._buffer[:size])
+            with memoryview(self._buffer) as view:  # one copy of the part, not two
+                part = bytes(view[:size])
             del self._buffer[:size]
             await self._guarded(self._send_part(part))
 
