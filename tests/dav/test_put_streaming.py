@@ -12,6 +12,7 @@ from starlette.types import Message
 
 from ecrin.app import EcrinApp
 from ecrin.storage import local
+from tests.profile import scaleout_profile
 from tests.support import PASSWORD, Dav
 
 
@@ -67,6 +68,7 @@ async def test_a_client_gone_mid_body_leaves_nothing_and_no_traceback(
         assert await _put(app, "/cut.bin", pieces, disconnect=True) == 400
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     await alice.get("/cut.bin", status=404)
-    temporary = app.runtime.settings.data_dir / "blobs" / "tmp"
-    assert list(temporary.iterdir()) == []
+    if not scaleout_profile():  # on S3, an aborted multipart upload leaves no object
+        temporary = app.runtime.settings.data_dir / "blobs" / "tmp"
+        assert list(temporary.iterdir()) == []
     assert await _put(app, "/after.bin", pieces, disconnect=False) == 201
