@@ -5,7 +5,7 @@ lock upgrade, and are queued in-process, sharing their COMMITs (`group_commit`).
 in WAL mode with synchronous=FULL: a commit returns only once it is on stable storage.
 
 The statements of the everyday requests (GET, PUT, PROPFIND, MKCOL) are built once, at import
-or once per shape, as `Prepared` statements (`prepared`): building a Core statement costs far
+or once per shape (`statements`, run by `prepared`): building a Core statement costs far
 more than SQLite takes to run it.
 
 On PostgreSQL, writers run concurrently at READ COMMITTED. Where a transaction reads and then
@@ -24,14 +24,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
-from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     ColumnElement,
-    Text,
     and_,
     any_,
     bindparam,
@@ -40,17 +38,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    null,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import FromClause
-from sqlalchemy.sql.elements import BindParameter
 
 from ecrin.core.errors import Conflict, StorageError
 from ecrin.core.model import (
@@ -71,7 +65,7 @@ from ecrin.core.model import (
     User,
     Version,
 )
-from ecrin.db import migrations
+from ecrin.db import migrations, statements
 from ecrin.db.engine import (
     EngineOptions,
     create_engine,
@@ -80,7 +74,7 @@ from ecrin.db.engine import (
     use_write_ahead_log,
 )
 from ecrin.db.group_commit import GroupCommit
-from ecrin.db.prepared import Prepared, PreparedRunner
+from ecrin.db.prepared import PreparedRunner
 from ecrin.db.protocol import ChangedChain, PathWalk
 from ecrin.db.schema import (
     app_passwords,
@@ -204,182 +198,6 @@ _MOUNT_WIDTH = len(mounts.columns)
 _WALK_SPAN = 20
 
 
-# --- the everyday statements, built once (module docstring) -------------------------------
-
-_USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("user_id")))
-_ADD_USAGE = Prepared(
-    update(users)
-    .where(users.c.id == bindparam("user_id"))
-    .values(used_bytes=users.c.used_bytes + bindparam("delta"))
-    .returning(*users.columns)
-)
-_NODE = Prepared(select(nodes).where(nodes.c.id == bindparam("node_id")))
-_CHILD = Prepared(
-    select(nodes).where(
-        and_(nodes.c.parent_id == bindparam("parent_id"), nodes.c.name == bindparam("name"))
-    )
-)
-_INSERT_NODE = Prepared(
-    insert(nodes)
-    .values(
-        {
-            column: bindparam(column)
-            for column in (
-                "parent_id",
-                "owner_id",
-                "name",
-                "kind",
-                "size",
-                "mtime",
-                "blob_id",
-                "sha256",
-                "content_type",
-                "created_at",
-                "checksums",
-            )
-        }
-        | {"revision": 1}
-    )
-    .returning(nodes.c.id)
-)
-_UPDATE_FILE = Prepared(
-    update(nodes)
-    .where(nodes.c.id == bindparam("node_id"))
-    .values(
-        {
-            column: bindparam(column)
-            for column in ("size", "mtime", "blob_id", "sha256", "content_type", "checksums")
-        }
-        | {"revision": nodes.c.revision + 1}
-    )
-    .returning(*nodes.columns)
-)
-_INSERT_BLOB = Prepared(
-    insert(blobs).values(
-        id=bindparam("blob_id"),
-        size=bindparam("size"),
-        sha256=bindparam("sha256"),
-        refcount=1,
-        created_at=bindparam("now"),
-    )
-)
-_LOCKS = Prepared(
-    select(locks).where(
-        and_(locks.c.owner_id == bindparam("owner_id"), locks.c.expires_at > bindparam("now"))
-    )
-)
-_MOUNT_AT = Prepared(
-    select(mounts).where(
-        and_(
-            mounts.c.user_id == bindparam("user_id"),
-            mounts.c.parent_id == bindparam("parent_id"),
-            mounts.c.name == bindparam("name"),
-        )
-    )
-)
-_LISTING = Prepared(
-    union_all(
-        select(*nodes.columns, *[null() for _ in mounts.columns]).where(
-            nodes.c.parent_id == bindparam("parent_id")
-        ),
-        select(*[null() for _ in nodes.columns], *mounts.columns).where(
-            and_(
-                mounts.c.user_id == bindparam("user_id"),
-                mounts.c.parent_id == bindparam("parent_id"),
-            )
-        ),
-    )
-)
-
-
-def _ids_in(column: Any, name: str, postgresql: bool) -> ColumnElement[bool]:
-    """`column IN (the ids in parameter name)`, the list as one parameter: an array on
-    PostgreSQL, a JSON list on SQLite (`SqlTransaction._id_list` makes the value)."""
-    if postgresql:
-        return column == any_(bindparam(name, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
-    listed = func.json_each(bindparam(name, type_=Text)).table_valued("value")
-    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
-
-
-@cache
-def _root_statement(lock: bool) -> Prepared:
-    query = select(nodes).join(users, users.c.root_node_id == nodes.c.id)
-    if lock:
-        query = query.with_for_update(of=nodes)
-    return Prepared(query.where(users.c.id == bindparam("user_id")))
-
-
-@cache
-def _children_statement(postgresql: bool) -> Prepared:
-    name = nodes.c.name.collate("C") if postgresql else nodes.c.name
-    return Prepared(select(nodes).where(nodes.c.parent_id == bindparam("parent_id")).order_by(name))
-
-
-@cache
-def _properties_of_statement(postgresql: bool) -> Prepared:
-    return Prepared(select(properties).where(_ids_in(properties.c.node_id, "ids", postgresql)))
-
-
-@cache
-def _shares_on_statement(postgresql: bool) -> Prepared:
-    return Prepared(select(shares).where(_ids_in(shares.c.node_id, "ids", postgresql)))
-
-
-@cache
-def _bump_statement(postgresql: bool, skipping: bool) -> Prepared:
-    """Bump `node_id` and its ancestors (parameter `size_delta`; `skip`: ids to leave)."""
-    up = (
-        select(nodes.c.id, nodes.c.parent_id)
-        .where(nodes.c.id == bindparam("node_id"))
-        .cte("up", recursive=True)
-    )
-    up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
-    chain = select(up.c.id)
-    shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
-    statement = (
-        update(nodes)
-        .where(nodes.c.id.in_(chain))
-        .values(revision=nodes.c.revision + 1, size=nodes.c.size + bindparam("size_delta"))
-        .returning(nodes.c.id, shared.label("shared"))
-    )
-    if skipping:
-        statement = statement.where(~_ids_in(nodes.c.id, "skip", postgresql))
-    return Prepared(statement)
-
-
-@cache
-def _walk_statement(depth: int, from_home: bool, lock: bool) -> Prepared:
-    """The start node (`start_id`, or `user_id`'s home) joined with a child per name
-    (`name_1`…) and `user_id`'s mount point of that name; outer joins, so a missing name
-    ends the path with NULLs."""
-    hops = [nodes.alias(f"n{d}") for d in range(depth + 1)]
-    points = [mounts.alias(f"m{d}") for d in range(1, depth + 1)]
-    joined: FromClause
-    if from_home:
-        joined = users.join(hops[0], hops[0].c.id == users.c.root_node_id)
-        where = users.c.id == bindparam("user_id")
-    else:
-        joined, where = hops[0], hops[0].c.id == bindparam("start_id")
-    for d, (above, here, point) in enumerate(zip(hops[:-1], hops[1:], points, strict=True), 1):
-        name: BindParameter[str] = bindparam(f"name_{d}")
-        joined = joined.outerjoin(
-            here, and_(here.c.parent_id == above.c.id, here.c.name == name)
-        ).outerjoin(
-            point,
-            and_(
-                point.c.user_id == bindparam("user_id"),
-                point.c.parent_id == above.c.id,
-                point.c.name == name,
-            ),
-        )
-    columns = [c for hop in hops for c in hop.columns]
-    columns += [c for point in points for c in point.columns]
-    query = select(*columns).select_from(joined).where(where)
-    if lock:
-        query = query.with_for_update(of=hops[0])
-    return Prepared(query)
-
-
 def _lock(row: Row[Any]) -> Lock:
     return Lock(
         token=row.token,
@@ -465,7 +283,7 @@ class SqlTransaction:
         return column.in_(select(listed.c.value))
 
     def _id_list(self, ids: Sequence[int]) -> Any:
-        """The value of an `_ids_in` parameter."""
+        """The value of a `statements.ids_in` parameter."""
         return list(ids) if self._postgresql else json.dumps(list(ids))
 
     async def _one(self, stmt: Any) -> Row[Any] | None:
@@ -511,7 +329,7 @@ class SqlTransaction:
         return _user(row) if row else None
 
     async def user_by_id(self, user_id: int) -> User | None:
-        row = await self._prepared.first(_USER_BY_ID, user_id=user_id)
+        row = await self._prepared.first(statements.USER_BY_ID, user_id=user_id)
         return _user(row) if row else None
 
     async def list_users(self) -> list[User]:
@@ -539,7 +357,7 @@ class SqlTransaction:
     async def add_usage(self, user_id: int, delta: int) -> User | None:
         if not delta:
             return None
-        row = await self._prepared.first(_ADD_USAGE, user_id=user_id, delta=delta)
+        row = await self._prepared.first(statements.ADD_USAGE, user_id=user_id, delta=delta)
         return _user(row) if row else None
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None:
@@ -548,7 +366,7 @@ class SqlTransaction:
         )
 
     async def root_node(self, user_id: int) -> Node:
-        row = await self._prepared.first(_root_statement(self._lock_homes), user_id=user_id)
+        row = await self._prepared.first(statements.root(self._lock_homes), user_id=user_id)
         if row is None:
             raise StorageError(f"user {user_id} has no home folder")
         return _node(row)
@@ -616,11 +434,11 @@ class SqlTransaction:
     # --- nodes ---------------------------------------------------------------------------
 
     async def node(self, node_id: int) -> Node | None:
-        row = await self._prepared.first(_NODE, node_id=node_id)
+        row = await self._prepared.first(statements.NODE, node_id=node_id)
         return _node(row) if row else None
 
     async def child(self, parent_id: int, name: str) -> Node | None:
-        row = await self._prepared.first(_CHILD, parent_id=parent_id, name=name)
+        row = await self._prepared.first(statements.CHILD, parent_id=parent_id, name=name)
         return _node(row) if row else None
 
     async def walk(
@@ -643,9 +461,9 @@ class SqlTransaction:
     async def _walk_span(
         self, user_id: int, names: Sequence[str], start_id: int | None
     ) -> tuple[Node | None, list[Node], Mount | None]:
-        """One statement (`_walk_statement`)."""
+        """One statement (`statements.walk`)."""
         from_home = start_id is None
-        statement = _walk_statement(len(names), from_home, self._lock_homes and from_home)
+        statement = statements.walk(len(names), from_home, self._lock_homes and from_home)
         parameters: dict[str, Any] = {f"name_{d}": name for d, name in enumerate(names, 1)}
         parameters["user_id"] = user_id
         if not from_home:
@@ -671,7 +489,7 @@ class SqlTransaction:
         return _node(values[:_NODE_WIDTH]), found, None
 
     async def children(self, parent_id: int) -> list[Node]:
-        statement = _children_statement(self._postgresql)
+        statement = statements.children(self._postgresql)
         return [_node(r) for r in await self._prepared.all(statement, parent_id=parent_id)]
 
     async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
@@ -679,7 +497,9 @@ class SqlTransaction:
         (one query: the two row shapes side by side, the other's columns NULL)."""
         found: list[Node] = []
         mounted: list[Mount] = []
-        for row in await self._prepared.all(_LISTING, parent_id=parent_id, user_id=user_id):
+        for row in await self._prepared.all(
+            statements.LISTING, parent_id=parent_id, user_id=user_id
+        ):
             values = tuple(row)
             if values[0] is not None:
                 found.append(_node(values[:_NODE_WIDTH]))
@@ -718,7 +538,7 @@ class SqlTransaction:
             checksums=checksums,
         )
         try:
-            row = await self._prepared.first(_INSERT_NODE, **values)
+            row = await self._prepared.first(statements.INSERT_NODE, **values)
         except IntegrityError as exc:
             raise Conflict(f"{name!r} already exists") from exc
         assert row is not None
@@ -737,7 +557,7 @@ class SqlTransaction:
     ) -> Node:
         """Replace a file's contents (its revision bumps); returns the node as changed."""
         row = await self._prepared.first(
-            _UPDATE_FILE,
+            statements.UPDATE_FILE,
             node_id=node_id,
             size=size,
             mtime=mtime,
@@ -778,7 +598,7 @@ class SqlTransaction:
     ) -> ChangedChain:
         """`bump_revisions` on the node and its ancestors up to its storage root, except
         those in `skip`, in one statement; says which of them carry a share."""
-        statement = _bump_statement(self._postgresql, bool(skip))
+        statement = statements.bump_ancestors(self._postgresql, bool(skip))
         parameters: dict[str, Any] = {"node_id": node_id, "size_delta": size_delta}
         if skip:
             parameters["skip"] = self._id_list(list(skip))
@@ -972,7 +792,9 @@ class SqlTransaction:
     # --- blobs ---------------------------------------------------------------------------
 
     async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None:
-        await self._prepared.run(_INSERT_BLOB, blob_id=blob_id, size=size, sha256=sha256, now=now)
+        await self._prepared.run(
+            statements.INSERT_BLOB, blob_id=blob_id, size=size, sha256=sha256, now=now
+        )
 
     async def retain_blob(self, blob_id: str) -> None:
         """Add a reference. Conflict if the blob has no record: a concurrent writer released
@@ -1051,7 +873,7 @@ class SqlTransaction:
 
     async def properties_of(self, node_ids: Sequence[int]) -> dict[int, list[DeadProperty]]:
         found: dict[int, list[DeadProperty]] = {}
-        statement = _properties_of_statement(self._postgresql)
+        statement = statements.properties_of(self._postgresql)
         for r in await self._prepared.all(statement, ids=self._id_list(node_ids)):
             found.setdefault(r.node_id, []).append(DeadProperty(r.namespace, r.name, r.xml))
         return found
@@ -1080,7 +902,7 @@ class SqlTransaction:
     async def locks(self, owner_id: int, now: float) -> list[Lock]:
         if self._lock_homes:  # a LOCK checks for conflicting locks, then inserts its own
             await self.root_node(owner_id)
-        rows = await self._prepared.all(_LOCKS, owner_id=owner_id, now=now)
+        rows = await self._prepared.all(statements.LOCKS, owner_id=owner_id, now=now)
         return [_lock(r) for r in rows]
 
     async def insert_lock(self, lock: Lock) -> None:
@@ -1409,7 +1231,7 @@ class SqlTransaction:
         return _share(row) if row else None
 
     async def shares_on(self, node_ids: Sequence[int]) -> list[Share]:
-        statement = _shares_on_statement(self._postgresql)
+        statement = statements.shares_on(self._postgresql)
         rows = await self._prepared.all(statement, ids=self._id_list(node_ids))
         return [_share(r) for r in rows]
 
@@ -1457,7 +1279,9 @@ class SqlTransaction:
             raise Conflict(f"{mount.name!r} already exists") from exc
 
     async def mount_at(self, user_id: int, parent_id: int, name: str) -> Mount | None:
-        row = await self._prepared.first(_MOUNT_AT, user_id=user_id, parent_id=parent_id, name=name)
+        row = await self._prepared.first(
+            statements.MOUNT_AT, user_id=user_id, parent_id=parent_id, name=name
+        )
         return Mount(row.share_id, row.user_id, row.parent_id, row.name) if row else None
 
     async def mounts_of_shares(self, share_ids: Sequence[int]) -> list[Mount]:

@@ -1,0 +1,204 @@
+"""The statements of the everyday requests, built once (see `ecrin.db.prepared`).
+
+Constants are statements of one shape; the functions build a statement per shape (the depth
+of a path, the dialect, whether a home row is locked) and keep it (`functools.cache`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.elements import BindParameter
+
+from ecrin.db.prepared import Prepared
+from ecrin.db.schema import blobs, locks, mounts, nodes, properties, shares, users
+
+USER_BY_ID = Prepared(select(users).where(users.c.id == bindparam("user_id")))
+ADD_USAGE = Prepared(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(used_bytes=users.c.used_bytes + bindparam("delta"))
+    .returning(*users.columns)
+)
+NODE = Prepared(select(nodes).where(nodes.c.id == bindparam("node_id")))
+CHILD = Prepared(
+    select(nodes).where(
+        and_(nodes.c.parent_id == bindparam("parent_id"), nodes.c.name == bindparam("name"))
+    )
+)
+INSERT_NODE = Prepared(
+    insert(nodes)
+    .values(
+        {
+            column: bindparam(column)
+            for column in (
+                "parent_id",
+                "owner_id",
+                "name",
+                "kind",
+                "size",
+                "mtime",
+                "blob_id",
+                "sha256",
+                "content_type",
+                "created_at",
+                "checksums",
+            )
+        }
+        | {"revision": 1}
+    )
+    .returning(nodes.c.id)
+)
+UPDATE_FILE = Prepared(
+    update(nodes)
+    .where(nodes.c.id == bindparam("node_id"))
+    .values(
+        {
+            column: bindparam(column)
+            for column in ("size", "mtime", "blob_id", "sha256", "content_type", "checksums")
+        }
+        | {"revision": nodes.c.revision + 1}
+    )
+    .returning(*nodes.columns)
+)
+INSERT_BLOB = Prepared(
+    insert(blobs).values(
+        id=bindparam("blob_id"),
+        size=bindparam("size"),
+        sha256=bindparam("sha256"),
+        refcount=1,
+        created_at=bindparam("now"),
+    )
+)
+LOCKS = Prepared(
+    select(locks).where(
+        and_(locks.c.owner_id == bindparam("owner_id"), locks.c.expires_at > bindparam("now"))
+    )
+)
+MOUNT_AT = Prepared(
+    select(mounts).where(
+        and_(
+            mounts.c.user_id == bindparam("user_id"),
+            mounts.c.parent_id == bindparam("parent_id"),
+            mounts.c.name == bindparam("name"),
+        )
+    )
+)
+LISTING = Prepared(
+    union_all(
+        select(*nodes.columns, *[null() for _ in mounts.columns]).where(
+            nodes.c.parent_id == bindparam("parent_id")
+        ),
+        select(*[null() for _ in nodes.columns], *mounts.columns).where(
+            and_(
+                mounts.c.user_id == bindparam("user_id"),
+                mounts.c.parent_id == bindparam("parent_id"),
+            )
+        ),
+    )
+)
+
+
+def ids_in(column: Any, name: str, postgresql: bool) -> ColumnElement[bool]:
+    """`column IN (the ids in parameter name)`, the list as one parameter: an array on
+    PostgreSQL, a JSON list on SQLite (`SqlTransaction._id_list` makes the value)."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    listed = func.json_each(bindparam(name, type_=Text)).table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+
+
+@cache
+def root(lock: bool) -> Prepared:
+    query = select(nodes).join(users, users.c.root_node_id == nodes.c.id)
+    if lock:
+        query = query.with_for_update(of=nodes)
+    return Prepared(query.where(users.c.id == bindparam("user_id")))
+
+
+@cache
+def children(postgresql: bool) -> Prepared:
+    name = nodes.c.name.collate("C") if postgresql else nodes.c.name
+    return Prepared(select(nodes).where(nodes.c.parent_id == bindparam("parent_id")).order_by(name))
+
+
+@cache
+def properties_of(postgresql: bool) -> Prepared:
+    return Prepared(select(properties).where(ids_in(properties.c.node_id, "ids", postgresql)))
+
+
+@cache
+def shares_on(postgresql: bool) -> Prepared:
+    return Prepared(select(shares).where(ids_in(shares.c.node_id, "ids", postgresql)))
+
+
+@cache
+def bump_ancestors(postgresql: bool, skipping: bool) -> Prepared:
+    """Bump `node_id` and its ancestors (parameter `size_delta`; `skip`: ids to leave)."""
+    up = (
+        select(nodes.c.id, nodes.c.parent_id)
+        .where(nodes.c.id == bindparam("node_id"))
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
+    chain = select(up.c.id)
+    shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
+    statement = (
+        update(nodes)
+        .where(nodes.c.id.in_(chain))
+        .values(revision=nodes.c.revision + 1, size=nodes.c.size + bindparam("size_delta"))
+        .returning(nodes.c.id, shared.label("shared"))
+    )
+    if skipping:
+        statement = statement.where(~ids_in(nodes.c.id, "skip", postgresql))
+    return Prepared(statement)
+
+
+@cache
+def walk(depth: int, from_home: bool, lock: bool) -> Prepared:
+    """The start node (`start_id`, or `user_id`'s home) joined with a child per name
+    (`name_1`…) and `user_id`'s mount point of that name; outer joins, so a missing name
+    ends the path with NULLs."""
+    hops = [nodes.alias(f"n{d}") for d in range(depth + 1)]
+    points = [mounts.alias(f"m{d}") for d in range(1, depth + 1)]
+    joined: FromClause
+    if from_home:
+        joined = users.join(hops[0], hops[0].c.id == users.c.root_node_id)
+        where = users.c.id == bindparam("user_id")
+    else:
+        joined, where = hops[0], hops[0].c.id == bindparam("start_id")
+    for d, (above, here, point) in enumerate(zip(hops[:-1], hops[1:], points, strict=True), 1):
+        name: BindParameter[str] = bindparam(f"name_{d}")
+        joined = joined.outerjoin(
+            here, and_(here.c.parent_id == above.c.id, here.c.name == name)
+        ).outerjoin(
+            point,
+            and_(
+                point.c.user_id == bindparam("user_id"),
+                point.c.parent_id == above.c.id,
+                point.c.name == name,
+            ),
+        )
+    columns = [c for hop in hops for c in hop.columns]
+    columns += [c for point in points for c in point.columns]
+    query = select(*columns).select_from(joined).where(where)
+    if lock:
+        query = query.with_for_update(of=hops[0])
+    return Prepared(query)
