@@ -1,10 +1,10 @@
 """Counting the SQL statements an operation sends to the metadata database, and the
 transactions it opens.
 
-Each statement is several thread hand-offs (docs/benchmarks.md), so the services keep their
-number small and independent of the number of rows; these counts guard that. Each
-transaction costs more than a statement (~150 µs to read, ~400 µs to write: connection,
-BEGIN, COMMIT), so a request opens as few as it can.
+Each statement has a cost of its own (a round trip on PostgreSQL; docs/benchmarks.md), so
+the services keep their number small and independent of the number of rows; these counts
+guard that. Each transaction costs more than a statement (~150 µs to read, ~400 µs to
+write: connection, BEGIN, COMMIT), so a request opens as few as it can.
 """
 
 from __future__ import annotations

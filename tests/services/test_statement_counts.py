@@ -1,7 +1,7 @@
-"""How many SQL statements the everyday operations send (docs/benchmarks.md: each one costs
-several thread hand-offs), and how many transactions a request opens (each costs more than
-a statement). A path is resolved in one statement whatever its depth; a change reaches every
-folder above it in one more. These bounds fail when a change adds some."""
+"""How many SQL statements the everyday operations send (each has a cost of its own, and on
+PostgreSQL a round trip; docs/benchmarks.md), and how many transactions a request opens (each
+costs more than a statement). A path is resolved in one statement whatever its depth; a change
+reaches every folder above it in one more. These bounds fail when a change adds some."""
 
 from __future__ import annotations
 
