@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import TypeVar
@@ -41,65 +42,48 @@ def dav_file_id(node: Node, instance_id: str) -> str:
     return f"{node.id:08d}{instance_id}"
 
 
+class _DateWriter:
+    """One date format, fast: the last timestamp, and the part naming the day once per day
+    (`cut` characters off the standard library's text for midnight, `suffix` after the time)."""
+
+    __slots__ = ("_cut", "_days", "_slow", "_stamp", "_suffix", "_text")
+
+    def __init__(self, slow: Callable[[float], str], cut: int, suffix: str) -> None:
+        self._slow, self._cut, self._suffix = slow, cut, suffix
+        self._days: dict[int, str] = {}
+        self._stamp = math.nan  # equal to no timestamp
+        self._text = ""
+
+    def __call__(self, timestamp: float) -> str:
+        if timestamp == self._stamp:
+            return self._text
+        if not 0 <= timestamp < FAST_DATES_END:
+            return self._slow(timestamp)
+        seconds = int(timestamp)
+        if timestamp - seconds > 0.999999:
+            seconds = _whole_seconds(timestamp)
+        day, second = divmod(seconds, 86400)
+        minute, second = divmod(second, 60)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = _remember(self._days, day, self._slow(day * 86400)[: -self._cut])
+        text = f"{prefix}{CLOCK_MINUTES[minute]}{TWO_DIGITS[second]}{self._suffix}"
+        self._stamp, self._text = timestamp, text
+        return text
+
+
 class ValueCaches:
     """Per-response memo of values that many entries share; bounded, and dropped with the
     response. Dates: the last timestamp, and the day part once per day; content types: one
     guess per extension; `oc:permissions`: one per combination of rights."""
 
-    __slots__ = (
-        "_content_types",
-        "_http_days",
-        "_http_stamp",
-        "_http_text",
-        "_iso_days",
-        "_iso_stamp",
-        "_iso_text",
-        "_permissions",
-    )
+    __slots__ = ("_content_types", "_permissions", "http_date", "iso_date")
 
     def __init__(self) -> None:
-        self._http_days: dict[int, str] = {}
-        self._iso_days: dict[int, str] = {}
-        self._http_stamp = self._iso_stamp = math.nan  # equal to no timestamp
-        self._http_text = self._iso_text = ""
+        self.http_date = _DateWriter(http_date, len("00:00:00 GMT"), " GMT")
+        self.iso_date = _DateWriter(iso_date, len("00:00:00Z"), "Z")
         self._content_types: dict[str, str] = {}
         self._permissions: dict[tuple[int, bool, bool, bool], str] = {}
-
-    def http_date(self, timestamp: float) -> str:
-        """`http_date(timestamp)`."""
-        if timestamp == self._http_stamp:
-            return self._http_text
-        if not 0 <= timestamp < FAST_DATES_END:
-            return http_date(timestamp)
-        seconds = int(timestamp)
-        if timestamp - seconds > 0.999999:
-            seconds = _whole_seconds(timestamp)
-        day, second = divmod(seconds, 86400)
-        minute, second = divmod(second, 60)
-        prefix = self._http_days.get(day)
-        if prefix is None:
-            prefix = _remember(self._http_days, day, http_date(day * 86400)[:-12])  # -00:00:00 GMT
-        text = f"{prefix}{CLOCK_MINUTES[minute]}{TWO_DIGITS[second]} GMT"
-        self._http_stamp, self._http_text = timestamp, text
-        return text
-
-    def iso_date(self, timestamp: float) -> str:
-        """`iso_date(timestamp)`."""
-        if timestamp == self._iso_stamp:
-            return self._iso_text
-        if not 0 <= timestamp < FAST_DATES_END:
-            return iso_date(timestamp)
-        seconds = int(timestamp)
-        if timestamp - seconds > 0.999999:
-            seconds = _whole_seconds(timestamp)
-        day, second = divmod(seconds, 86400)
-        minute, second = divmod(second, 60)
-        prefix = self._iso_days.get(day)
-        if prefix is None:
-            prefix = _remember(self._iso_days, day, iso_date(day * 86400)[:-9])  # -00:00:00Z
-        text = f"{prefix}{CLOCK_MINUTES[minute]}{TWO_DIGITS[second]}Z"
-        self._iso_stamp, self._iso_text = timestamp, text
-        return text
 
     def content_type(self, node: Node) -> str:
         """`content_type_of(node)`."""
