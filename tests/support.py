@@ -1,8 +1,12 @@
-"""Readable DAV test helpers: one method per verb, each taking the status it expects."""
+"""Readable DAV test helpers: one method per verb, each taking the status it expects; and
+`run_ecrin`, the command line on a server's data folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -111,3 +115,23 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
 def hrefs(response: httpx.Response) -> list[str]:
     tree = etree.fromstring(response.content)
     return [h.text or "" for h in tree.iterfind(".//d:response/d:href", NS)]
+
+
+def run_ecrin(
+    data_dir: Path, env: Mapping[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run an `ecrin` command on a data folder, as an administrator would beside a server."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ecrin", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"ecrin {' '.join(args)} exited with {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
+from tests.support import run_ecrin
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -155,19 +156,7 @@ class LiveServer:
 
     def ecrin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an `ecrin` command against this server's data folder."""
-        result = subprocess.run(
-            [sys.executable, "-m", "ecrin", *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-        )
-        if check:
-            assert result.returncode == 0, (
-                f"ecrin {' '.join(args)} exited with {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
+        return run_ecrin(self.data_dir, self.env, *args, check=check)
 
 
 StartServer = Callable[..., LiveServer]

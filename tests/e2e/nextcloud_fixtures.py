@@ -28,6 +28,7 @@ import pytest
 from lxml import etree
 
 from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
+from tests.support import run_ecrin
 
 START_TIMEOUT = 60.0
 NS = {"d": "DAV:"}
@@ -107,16 +108,7 @@ class EcrinProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def ecrin(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "ecrin", *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, f"ecrin {args}: {result.stdout}\n{result.stderr}"
-        return result.stdout
+        return run_ecrin(self.data_dir, self.env, *args).stdout
 
     def new_user(self, name: str) -> Account:
         """A user with an app password, made the way an administrator would."""

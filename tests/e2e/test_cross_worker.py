@@ -32,6 +32,7 @@ import pytest
 from lxml import etree
 
 from tests.e2e.scaleout import SharedBackends, WorkerGroup, answers, free_port
+from tests.support import run_ecrin
 
 pytestmark = pytest.mark.e2e
 
@@ -60,16 +61,7 @@ class Cluster:
         return [*self.group.worker_urls, f"http://127.0.0.1:{self.group.port}"]
 
     def ecrin(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "ecrin", *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, f"ecrin {args}: {result.stdout}\n{result.stderr}"
-        return result.stdout
+        return run_ecrin(self.data_dir, self.env, *args).stdout
 
 
 @pytest.fixture(scope="module")
