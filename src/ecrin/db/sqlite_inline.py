@@ -136,11 +136,10 @@ class InlineConnection:
         raw = self.raw
         if self._fsyncs is None:
             self._fsyncs = raw.execute("PRAGMA synchronous").fetchone()[0] != 0
-        if self.writing and self._fsyncs:
-            self.writing = False
+        fsyncs, self.writing = self.writing and self._fsyncs, False
+        if fsyncs:
             await asyncio.to_thread(raw.commit)
         else:
-            self.writing = False
             raw.commit()
 
     async def rollback(self) -> None:
@@ -183,6 +182,6 @@ class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *args: Any, **kwargs: Any) -> _AdaptedConnection:
         kwargs.pop("async_creator_fn", None)
-        kwargs["check_same_thread"] = False  # BEGIN IMMEDIATE and COMMIT run on a thread
+        kwargs["check_same_thread"] = False  # a COMMIT that fsyncs runs on a thread
         connection = InlineConnection(sqlite3.connect(*args, **kwargs))
         return _AdaptedConnection(self, connection)  # type: ignore[arg-type]
