@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.conftest import LiveServer, StartServer
@@ -59,7 +60,21 @@ def _submit_password(browser: webdriver.Chrome, password: str) -> None:
     field = browser.find_element(By.ID, "password")
     field.send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(field))
+    WebDriverWait(browser, 30).until(lambda _: _detached(field))
+
+
+def _detached(element: WebElement) -> bool:
+    """Whether the page that held `element` has been replaced. Mid-navigation Chromium may
+    answer "does not belong to the document" instead of a stale reference: same meaning."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def _link(server: LiveServer, *args: str) -> str:
