@@ -1,6 +1,6 @@
 """Where Ecrin spends its time in one workload: py-spy samples the running server.
 
-    python -m bench.profile small-get     # or large-file, small-put, propfind, tree, poll
+    python -m bench.profile small-get   # or large-file, small-put, propfind(-named), tree, poll
 Starts Ecrin on an empty folder, prepares the workload, records the server with
 `py-spy record --gil` (only the thread holding the GIL is sampled, so the numbers are Python
 CPU time, not waiting) while the workload runs, then prints the functions with the largest
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench.client import PROPFIND_ALLPROP, DavClient, Endpoint, run_async, run_pool
+from bench.client import PROPFIND_ALLPROP, PROPFIND_NAMED, DavClient, Endpoint, run_async, run_pool
 from bench.ecrin_server import EcrinServer
 from bench.processes import Credentials, open_for_workers, start
 from bench.scale import poll
@@ -64,8 +64,12 @@ async def _listing_setup(client: DavClient, sizes: Sizes) -> None:
     await upload_folder(client, "listing/", sizes.listing_files, SETUP_CONCURRENCY)
 
 
-async def _listing(client: DavClient, sizes: Sizes) -> None:
-    await time_propfind(client, "listing/", PROPFIND_ALLPROP, sizes.listing_files + 1, 5)
+async def _listing(client: DavClient, sizes: Sizes) -> float:
+    return await time_propfind(client, "listing/", PROPFIND_ALLPROP, sizes.listing_files + 1, 10)
+
+
+async def _listing_named(client: DavClient, sizes: Sizes) -> float:
+    return await time_propfind(client, "listing/", PROPFIND_NAMED, sizes.listing_files + 1, 10)
 
 
 async def _nothing(client: DavClient, sizes: Sizes) -> None:
@@ -78,6 +82,7 @@ WORKLOADS: dict[str, tuple[Work, Work]] = {
     "small-put": (_nothing, _small_put),
     "small-get": (_small_get_setup, _small_get),
     "propfind": (_listing_setup, _listing),
+    "propfind-named": (_listing_setup, _listing_named),
     "tree": (_nothing, tree),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import getpass
 import json
 import logging
@@ -80,10 +81,28 @@ def release_large_blocks() -> bool:
     )
 
 
+# CPython's cycle collector runs every 700 net allocations of container objects and scans
+# every young object each time, then the survivors again as they age. A PROPFIND of 10,000
+# entries allocates some 60,000 (rows, nodes, entries) that live until its response is
+# written: at 700 they were scanned over and over, a third of the request's time. Request
+# objects are freed by reference counting long before 50,000; cycles still get collected.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often, and never scan what was loaded before serving (modules,
+    the app): frozen objects stay out of the collector's generations for good."""
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def app_from_environment() -> Any:
     """The app factory uvicorn workers call; settings travel in ECRIN_* variables."""
     release_large_blocks()
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    tune_garbage_collector()
+    return app
 
 
 def uvicorn_command(settings: Settings) -> list[str]:

@@ -36,10 +36,18 @@ RowFactory = Callable[[sqlite3.Cursor, tuple[Any, ...]], Any]
 class Prepared:
     """One statement, built once; compiled for SQLite the first time it runs there."""
 
-    __slots__ = ("_sqlite", "statement")
+    __slots__ = ("_sqlite", "positional", "statement")
 
-    def __init__(self, statement: Select[Any] | CompoundSelect[Any] | UpdateBase) -> None:
+    def __init__(
+        self,
+        statement: Select[Any] | CompoundSelect[Any] | UpdateBase,
+        *,
+        positional: bool = False,
+    ) -> None:
+        """`positional`: on SQLite its rows are plain tuples, read by position only (building
+        a named row costs about as much as reading it, for statements that return thousands)."""
         self.statement = statement
+        self.positional = positional
         self._sqlite: _SqliteForm | None = None
 
     def for_sqlite(self) -> _SqliteForm:
@@ -57,7 +65,7 @@ class Prepared:
                 compiled.string,
                 tuple(compiled.positiontup or ()),
                 fixed,
-                _row_factory(self.statement),
+                None if self.positional else _row_factory(self.statement),
             )
         return self._sqlite
 

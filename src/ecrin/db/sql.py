@@ -497,10 +497,9 @@ class SqlTransaction:
         (one query: the two row shapes side by side, the other's columns NULL)."""
         found: list[Node] = []
         mounted: list[Mount] = []
-        for row in await self._prepared.all(
+        for values in await self._prepared.all(
             statements.LISTING, parent_id=parent_id, user_id=user_id
         ):
-            values = tuple(row)
             if values[0] is not None:
                 found.append(_node(values[:_NODE_WIDTH]))
             else:

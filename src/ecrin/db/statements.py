@@ -112,7 +112,8 @@ LISTING = Prepared(
                 mounts.c.parent_id == bindparam("parent_id"),
             )
         ),
-    )
+    ),
+    positional=True,
 )
 
 
