@@ -1,6 +1,6 @@
 """Where Ecrin spends its time in one workload: py-spy samples the running server.
 
-    python -m bench.profile small-get   # or large-file, small-put, propfind(-named), tree, poll
+    python -m bench.profile small-get   # see --help for the other workloads
 Starts Ecrin on an empty folder, prepares the workload, records the server with
 `py-spy record --gil` (only the thread holding the GIL is sampled, so the numbers are Python
 CPU time, not waiting) while the workload runs, then prints the functions with the largest
@@ -72,6 +72,11 @@ async def _listing_named(client: DavClient, sizes: Sizes) -> float:
     return await time_propfind(client, "listing/", PROPFIND_NAMED, sizes.listing_files + 1, 10)
 
 
+async def _mkcol(client: DavClient, sizes: Sizes) -> None:
+    for i in range(sizes.small_files):
+        await client.mkcol(f"d{i:05d}/")
+
+
 async def _nothing(client: DavClient, sizes: Sizes) -> None:
     return None
 
@@ -84,6 +89,7 @@ WORKLOADS: dict[str, tuple[Work, Work]] = {
     "propfind": (_listing_setup, _listing),
     "propfind-named": (_listing_setup, _listing_named),
     "tree": (_nothing, tree),
+    "mkcol": (_nothing, _mkcol),
 }
 
 

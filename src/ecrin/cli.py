@@ -7,6 +7,7 @@ import asyncio
 import ctypes
 import gc
 import getpass
+import importlib
 import json
 import logging
 import os
@@ -101,6 +102,8 @@ def app_from_environment() -> Any:
     """The app factory uvicorn workers call; settings travel in ECRIN_* variables."""
     release_large_blocks()
     app = create_app(load_settings())
+    # Loaded by the first streamed response otherwise (that request waited for the import).
+    importlib.import_module("anyio._backends._asyncio")
     tune_garbage_collector()
     return app
 

@@ -3,7 +3,6 @@ and `ValueCaches`, a per-response memo that makes them cheap for 10,000 entries.
 
 from __future__ import annotations
 
-import math
 import mimetypes
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,32 +42,33 @@ def dav_file_id(node: Node, instance_id: str) -> str:
 
 
 class _DateWriter:
-    """One date format, fast: the last timestamp, and the part naming the day once per day
-    (`cut` characters off the standard library's text for midnight, `suffix` after the time)."""
+    """One date format, fast: the text of the last whole second (files written together
+    share it), and the part naming the day once per day (`cut` characters off the standard
+    library's text for midnight, `suffix` after the time)."""
 
-    __slots__ = ("_cut", "_days", "_slow", "_stamp", "_suffix", "_text")
+    __slots__ = ("_cut", "_days", "_second", "_slow", "_suffix", "_text")
 
     def __init__(self, slow: Callable[[float], str], cut: int, suffix: str) -> None:
         self._slow, self._cut, self._suffix = slow, cut, suffix
         self._days: dict[int, str] = {}
-        self._stamp = math.nan  # equal to no timestamp
+        self._second = -1  # no timestamp on the fast path
         self._text = ""
 
     def __call__(self, timestamp: float) -> str:
-        if timestamp == self._stamp:
-            return self._text
         if not 0 <= timestamp < FAST_DATES_END:
             return self._slow(timestamp)
         seconds = int(timestamp)
         if timestamp - seconds > 0.999999:
             seconds = _whole_seconds(timestamp)
+        if seconds == self._second:
+            return self._text
         day, second = divmod(seconds, 86400)
         minute, second = divmod(second, 60)
         prefix = self._days.get(day)
         if prefix is None:
             prefix = _remember(self._days, day, self._slow(day * 86400)[: -self._cut])
         text = f"{prefix}{CLOCK_MINUTES[minute]}{TWO_DIGITS[second]}{self._suffix}"
-        self._stamp, self._text = timestamp, text
+        self._second, self._text = seconds, text
         return text
 
 
