@@ -130,8 +130,9 @@ class PreparedRunner:
     async def of(cls, conn: AsyncConnection) -> PreparedRunner:
         raw = None
         if conn.dialect.name == "sqlite":
-            driver = (await conn.get_raw_connection()).driver_connection
-            raw = getattr(driver, "raw", None)  # sqlite_inline's connection
+            sync = conn.sync_connection  # started, in a transaction: no I/O to reach its driver
+            pooled = sync.connection if sync is not None else await conn.get_raw_connection()
+            raw = getattr(pooled.driver_connection, "raw", None)  # sqlite_inline's connection
         return cls(conn, raw)
 
     def _sqlite(self, prepared: Prepared, values: Mapping[str, Any]) -> sqlite3.Cursor:

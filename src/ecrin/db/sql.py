@@ -1408,6 +1408,17 @@ class SqlMetadataStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
         with database_errors():
+            if self.is_sqlite:
+                # Not `async with`: its exit closes in a task of its own, shielded from
+                # cancellation, which costs a fifth of a read. SQLite's close runs inline
+                # here (sqlite_inline) and never yields, so a cancellation cannot cut it short.
+                conn = await self.engine.connect()
+                try:
+                    async with conn.begin():
+                        yield SqlTransaction(conn, prepared=await PreparedRunner.of(conn))
+                finally:
+                    await conn.close()
+                return
             async with self.engine.connect() as conn:
                 if not self.is_sqlite:
                     conn = await conn.execution_options(
