@@ -30,7 +30,7 @@ class CredentialCache:
 
     def _digest(self, login: str, password: str) -> bytes:
         message = login.encode() + b"\x00" + password.encode()
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hmac.digest(self._key, message, hashlib.sha256)
 
     def get(self, login: str, password: str, generation: int = 0) -> User | None:
         """The user these credentials were verified for, if still fresh and verified at

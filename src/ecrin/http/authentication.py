@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from functools import lru_cache
 
 from starlette.requests import Request
 
@@ -36,7 +37,11 @@ def client_network(request: Request) -> str:
     """Where a request comes from, for throttling: the IPv4 address, or the IPv6 /64 (one
     subscriber usually holds a whole /64). Behind a trusted proxy, uvicorn has already put
     the forwarded client address here."""
-    host = request.client.host if request.client else ""
+    return _network_of(request.client.host if request.client else "")
+
+
+@lru_cache(maxsize=4096)
+def _network_of(host: str) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

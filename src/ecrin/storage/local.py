@@ -23,6 +23,7 @@ from typing import Any
 from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
 
 READ_CHUNK = 1024 * 1024
+_HEX_DIGITS = frozenset("0123456789abcdef")
 # A read of at most this many bytes is done in one thread job: open, read, close.
 WHOLE_READ = 1024 * 1024
 # Up to this size a read runs on the event loop: from the page cache it takes microseconds,
@@ -236,9 +237,9 @@ class LocalBlobStore:
         return None
 
     def path_of(self, blob_id: str) -> Path:
-        if len(blob_id) < 8 or not all(c in "0123456789abcdef" for c in blob_id):
+        if len(blob_id) < 8 or not _HEX_DIGITS.issuperset(blob_id):
             raise NotFound("no such blob")
-        return self.root / blob_id[:2] / blob_id[2:4] / blob_id
+        return self.root.joinpath(blob_id[:2], blob_id[2:4], blob_id)
 
     def ensure_shard(self, shard: Path) -> None:
         """Create a shard folder durably (its creation is fsynced in its parent)."""
