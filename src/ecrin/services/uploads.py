@@ -267,8 +267,9 @@ class ChunkedUploadService:
         try:
             for chunk in ordered:
                 async for data in self.blobs.read(chunk.blob_id):
-                    digests.update(data)
+                    await digests.feed(data)  # hashed in a thread while the next piece is read
                     await writer.write(data)
+            await digests.finish()
             if writer.size != size:
                 raise StorageError(f"the chunks hold {writer.size} bytes on storage, not {size}")
             digests.verify()
