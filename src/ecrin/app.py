@@ -30,7 +30,8 @@ from ecrin.services.accounts import AccountService
 from ecrin.services.checksum_recalculation import ChecksumRecalculator
 from ecrin.services.consistency import ConsistencyService
 from ecrin.services.container import Services
-from ecrin.services.files import FileService, RetentionPolicy
+from ecrin.services.file_writes import RetentionPolicy
+from ecrin.services.files import FileService
 from ecrin.services.groups import GroupService
 from ecrin.services.housekeeping import housekeep_once, interval_for, run_housekeeping
 from ecrin.services.locks import LockService

@@ -12,7 +12,7 @@ from ecrin.dav.live_properties import dav_file_id
 from ecrin.dav.responses import empty
 from ecrin.http.body import body_pieces
 from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_oc_checksum
-from ecrin.services.files import UploadTarget, WriteConditions
+from ecrin.services.file_writes import UploadTarget, WriteConditions
 
 
 def _etags(header: str | None, *, weak: bool) -> tuple[str, ...] | None:

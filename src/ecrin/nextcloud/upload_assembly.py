@@ -18,7 +18,7 @@ from ecrin.dav.put import expected_checksums
 from ecrin.dav.responses import empty
 from ecrin.nextcloud.context import header_int
 from ecrin.nextcloud.upload_request import UploadRequest
-from ecrin.services.files import WriteConditions
+from ecrin.services.file_writes import WriteConditions
 from ecrin.services.uploads import ASSEMBLE_NAME, Assembly
 
 

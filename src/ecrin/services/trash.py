@@ -15,7 +15,8 @@ from ecrin.core.model import Node, TrashItem, User
 from ecrin.core.paths import DavPath
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.files import FileService, charge_usage
+from ecrin.services.files import FileService
+from ecrin.services.quota import charge_usage
 
 
 @dataclass(frozen=True, slots=True)

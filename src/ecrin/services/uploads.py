@@ -40,7 +40,8 @@ from ecrin.core.paths import DavPath
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
 from ecrin.services.chunk_order import assembly_order
-from ecrin.services.files import FileService, UploadResult, WriteConditions
+from ecrin.services.file_writes import UploadResult, WriteConditions
+from ecrin.services.files import FileService
 from ecrin.storage.protocol import BlobStore
 
 log = logging.getLogger(__name__)

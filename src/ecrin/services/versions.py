@@ -8,7 +8,8 @@ from ecrin.core.model import Node, User, Version
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.files import FileService, charge_usage
+from ecrin.services.files import FileService
+from ecrin.services.quota import charge_usage
 from ecrin.services.tree import share_permissions
 
 
