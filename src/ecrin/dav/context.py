@@ -154,6 +154,7 @@ class DavContext:
         subtree: bool = False,
         membership: bool = False,
         check_if: bool = True,
+        locks: list[Lock] | None = None,
     ) -> None:
         """Before a write: the If header (412), then locks (423).
 
@@ -163,9 +164,11 @@ class DavContext:
         `subtree`: the write affects everything below the path (DELETE, MOVE source).
         `membership`: the write adds or removes the path in its parent, so a lock on the
         parent collection must be submitted too.
+        `locks`: the home's active locks when the caller has read them already.
         """
         target = path or self.path
-        locks = await self.services.locks.active(self.home)
+        if locks is None:
+            locks = await self.services.locks.active(self.home)
         if check_if:
             await self.check_if_header(locks)
         tokens = self.submitted_tokens()

@@ -12,7 +12,7 @@ from ecrin.dav.live_properties import dav_file_id
 from ecrin.dav.responses import empty
 from ecrin.http.body import body_pieces
 from ecrin.services.checksums import ExpectedChecksum, parse_content_md5, parse_oc_checksum
-from ecrin.services.file_writes import UploadTarget, WriteConditions
+from ecrin.services.file_writes import WriteConditions
 
 
 def _etags(header: str | None, *, weak: bool) -> tuple[str, ...] | None:
@@ -56,7 +56,8 @@ async def handle(ctx: DavContext) -> Response:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
     content_length = length if ctx.header("content-length") else None
     target = await ctx.services.files.upload_target(ctx.home, ctx.path, content_length)
-    await _guard_write(ctx, target)
+    # The locks were read with the target, in its transaction.
+    await ctx.guard_write(membership=target.existing is None, locks=target.locks)
     if target.refusal is not None:
         raise target.refusal
     conditions = WriteConditions(
@@ -83,19 +84,6 @@ async def handle(ctx: DavContext) -> Response:
     if mtime is not None:
         headers["x-oc-mtime"] = "accepted"
     return empty(201 if result.created else 204, headers)
-
-
-async def _guard_write(ctx: DavContext, target: UploadTarget) -> None:
-    """`ctx.guard_write(membership=…)` (the If header, then locks, on the file and, for a new
-    one, on its folder), with the locks read with the target rather than in a transaction
-    of their own."""
-    await ctx.check_if_header(target.locks)
-    tokens = ctx.submitted_tokens()
-    ensure_writable = ctx.services.locks.ensure_writable
-    await ensure_writable(ctx.home, ctx.principal, ctx.path, tokens, locks=target.locks)
-    if target.existing is None and not ctx.path.is_root:
-        parent = ctx.path.parent
-        await ensure_writable(ctx.home, ctx.principal, parent, tokens, locks=target.locks)
 
 
 def _content_type(ctx: DavContext) -> str | None:
