@@ -126,6 +126,11 @@ class PreparedRunner:
         self._conn = conn
         self._raw = raw
 
+    @property
+    def sqlite(self) -> sqlite3.Connection | None:
+        """The transaction's own sqlite3 connection (None on PostgreSQL)."""
+        return self._raw
+
     @classmethod
     async def of(cls, conn: AsyncConnection) -> PreparedRunner:
         raw = None

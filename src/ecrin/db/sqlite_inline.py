@@ -112,7 +112,10 @@ class InlineConnection:
         several worker processes writing small files, the lock sat free most of the time.)"""
         raw = self.raw
         if not writing:
-            raw.execute("BEGIN DEFERRED")
+            # A read already begun on this connection (SqlMetadataStore's kept readers begin
+            # here, not through SQLAlchemy): a Core statement run in it joins it.
+            if not raw.in_transaction:
+                raw.execute("BEGIN DEFERRED")
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
