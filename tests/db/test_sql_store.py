@@ -4,6 +4,7 @@ the connection handed back outside any transaction, after an error too."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from ecrin.db.sql import SqlMetadataStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def store(tmp_path: Path) -> AsyncIterator[SqlMetadataStore]:
     store = SqlMetadataStore(f"sqlite:///{tmp_path / 'ecrin.sqlite3'}", durable=False)
     await store.open()
     async with store.write() as tx:
