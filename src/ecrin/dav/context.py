@@ -38,9 +38,18 @@ class DavContext:
     path: DavPath
     _if_lists: list[ConditionList] | None = field(default=None, repr=False)
     _if_parsed: bool = field(default=False, repr=False)
+    _headers: dict[str, str] | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
-        return self.request.headers.get(name)
+        """A request header (the first of its name), `name` in lower case. Read from a dict
+        made once: Starlette's `headers.get` scans them all and raises for a missing one,
+        and a GET asks for six that are mostly missing."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = {}
+            for key, value in self.request.scope["headers"]:
+                headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+        return headers.get(name)
 
     def href(self, path: DavPath, is_folder: bool) -> str:
         suffix = "/" if is_folder and not path.is_root else ""
