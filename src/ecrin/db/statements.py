@@ -202,4 +202,4 @@ def walk(depth: int, from_home: bool, lock: bool) -> Prepared:
     query = select(*columns).select_from(joined).where(where)
     if lock:
         query = query.with_for_update(of=hops[0])
-    return Prepared(query)
+    return Prepared(query, positional=True)  # read by position: a wide row per depth
