@@ -157,7 +157,7 @@ class ChunkedUploadService:
             if await self.coordination.is_held(_assembly_lease(session.id)):
                 raise Locked("this upload is being assembled")
             released = await tx.delete_upload_session(session.id)
-        await self._discard(released)
+        await self.files.discard(released)
 
     # --- chunks --------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class ChunkedUploadService:
             await self.blobs.delete(blob_id)
             raise
         if replaced is not None:
-            await self._discard([replaced])
+            await self.files.discard([replaced])
         return chunk, replaced is None
 
     async def delete_chunk(self, user: User, transfer_id: str, chunk_name: str) -> None:
@@ -218,7 +218,7 @@ class ChunkedUploadService:
             if blob_id is None:
                 raise NotFound(f"no chunk {chunk_name} in upload {transfer_id}")
             await tx.touch_upload_session(session.id, self.clock.now())
-        await self._discard([blob_id])
+        await self.files.discard([blob_id])
 
     # --- assembly ------------------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class ChunkedUploadService:
                 if current is None or current.id != session.id or current.touched_at >= cutoff:
                     continue
                 released = await tx.delete_upload_session(session.id)
-            await self._discard(released)
+            await self.files.discard(released)
             removed.append(f"{session.user_id}/{session.name}")
         if removed:
             log.info("removed %d expired chunked uploads", len(removed))
@@ -342,14 +342,7 @@ class ChunkedUploadService:
     async def _drop(self, session: UploadSession) -> None:
         async with self.metadata.write() as tx:
             released = await tx.delete_upload_session(session.id)
-        await self._discard(released)
-
-    async def _discard(self, blob_ids: list[str]) -> None:
-        for blob_id in blob_ids:
-            try:
-                await self.blobs.delete(blob_id)
-            except EcrinError:
-                log.warning("could not remove chunk blob %s; `ecrin check` will", blob_id)
+        await self.files.discard(released)
 
 
 async def _check_room_for_chunk(
