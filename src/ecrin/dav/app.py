@@ -31,6 +31,7 @@ from ecrin.dav import (
 )
 from ecrin.dav.context import DavContext
 from ecrin.dav.errors import serve_dav
+from ecrin.dav.property_values import ValueCaches
 from ecrin.http.authentication import authenticate, basic_credentials
 from ecrin.services.container import Services
 from ecrin.services.sharing import LINK_COOKIE
@@ -109,6 +110,9 @@ class DavApp:
         self.settings = settings
         # Methods other adapters add on the same URLs (Nextcloud's PATCH).
         self.handlers = {**HANDLERS, **(extra_handlers or {})}
+        # Dates and content types written once for all of this app's requests (bounded memos,
+        # used by the event loop's thread only).
+        self.values = ValueCaches()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve_dav(scope, receive, send, self._dispatch)
@@ -153,5 +157,6 @@ class DavApp:
             home=principal,
             base=decode_url_path(base),
             path=DavPath.from_url_path(rest),
+            values=self.values,
         )
         return await handler(ctx)

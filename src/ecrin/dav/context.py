@@ -19,6 +19,7 @@ from ecrin.dav.if_header import (
     parse_if_header,
     submitted_tokens,
 )
+from ecrin.dav.property_values import ValueCaches
 from ecrin.dav.xml import parse_xml
 from ecrin.services.container import Services
 from ecrin.settings import Settings
@@ -36,6 +37,8 @@ class DavContext:
     home: User  # whose files the URL addresses
     base: str  # URL prefix of the home, without trailing slash, e.g. /remote.php/dav/files/a
     path: DavPath
+    # Memos of dates and content types; the app's own, shared by its requests, when given.
+    values: ValueCaches = field(default_factory=ValueCaches, repr=False)
     _if_lists: list[ConditionList] | None = field(default=None, repr=False)
     _if_parsed: bool = field(default=False, repr=False)
     _headers: dict[str, str] | None = field(default=None, repr=False)

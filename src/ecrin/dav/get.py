@@ -9,12 +9,8 @@ from starlette.responses import Response, StreamingResponse
 from ecrin.core.errors import RangeNotSatisfiable
 from ecrin.core.model import Node
 from ecrin.dav.context import DavContext, http_date_to_timestamp, quoted_etag
-from ecrin.dav.property_values import ValueCaches, dav_file_id
+from ecrin.dav.property_values import dav_file_id
 from ecrin.dav.responses import empty
-
-# Dates and content types written once, for every GET of this process (the memos are bounded
-# and the event loop is the only thread using them).
-_VALUES = ValueCaches()
 
 
 def _etag_list(header: str) -> list[str]:
@@ -74,7 +70,7 @@ def file_headers(ctx: DavContext, node: Node) -> dict[str, str]:
         "etag": etag,
         "oc-etag": etag,
         "oc-fileid": dav_file_id(node, ctx.services.instance_id),
-        "last-modified": _VALUES.http_date(node.mtime),
+        "last-modified": ctx.values.http_date(node.mtime),
         "accept-ranges": "bytes",
     }
     if node.checksums:
@@ -93,7 +89,7 @@ async def handle(ctx: DavContext) -> Response:
     if early is not None:
         return early
     headers = file_headers(ctx, node)
-    headers["content-type"] = _VALUES.content_type(node)
+    headers["content-type"] = ctx.values.content_type(node)
     if_range = ctx.header("if-range")
     wanted = ctx.header("range") if not if_range or if_range == quoted_etag(node) else None
     try:
