@@ -73,9 +73,10 @@ class _DateWriter:
 
 
 class ValueCaches:
-    """Per-response memo of values that many entries share; bounded, and dropped with the
-    response. Dates: the last timestamp, and the day part once per day; content types: one
-    guess per extension; `oc:permissions`: one per combination of rights."""
+    """Memo of values that many entries or requests share, bounded: one per PROPFIND
+    response, and one per DavApp for GET's headers. Dates: the last whole second, and the day
+    part once per day; content types: one guess per extension; `oc:permissions`: one per
+    combination of rights."""
 
     __slots__ = ("_content_types", "_permissions", "http_date", "iso_date")
 

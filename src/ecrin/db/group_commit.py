@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from ecrin.core.errors import Unavailable
+from ecrin.db.prepared import PreparedRunner
 
 MAX_BATCH = 32  # bounds the wait of a batch's first writer
 
@@ -73,9 +74,8 @@ class GroupCommit:
         try:
             conn = await conn.execution_options(ecrin_write=True)
             transaction = await conn.begin()  # BEGIN IMMEDIATE
-            driver = (await conn.get_raw_connection()).driver_connection
-            raw = getattr(driver, "raw", None)
-            assert isinstance(raw, sqlite3.Connection), "group commit needs sqlite_inline"
+            raw = (await PreparedRunner.of(conn)).sqlite
+            assert raw is not None, "group commit needs sqlite_inline"
         except BaseException:
             await conn.close()
             raise
