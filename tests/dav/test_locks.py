@@ -6,6 +6,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
 from tests.support import NS, Dav
 
@@ -177,6 +178,18 @@ async def test_a_depth_infinity_lock_on_a_folder_protects_everything_below(files
     await files.put("/dir/sub/deep.txt", b"deep", status=201, **submit)
     await files.put("/dir/sub/deeper.txt", b"x", status=423)
     assert (await files.get("/dir/existing.txt")).content == b"inside"
+
+
+async def test_a_refused_small_put_leaves_nothing_behind(app: EcrinApp, files: Dav) -> None:
+    """A small PUT is checked in its commit, after its body is stored: a refusal there
+    removes the body again, and the lock answers before the missing parent does."""
+    before = {b async for b in app.runtime.blobs.list_blobs()}
+    await lock(files, "/dir", depth="infinity")
+    await files.put("/dir/new.txt", b"x" * 4096, status=423)
+    await files.put("/dir/missing/new.txt", b"x", status=423)
+    await files.put("/missing/new.txt", b"x", status=409)
+    await files.put("/dir", b"x", status=423)
+    assert {b async for b in app.runtime.blobs.list_blobs()} == before
 
 
 async def test_a_depth_0_lock_on_a_folder_protects_its_membership_only(files: Dav) -> None:

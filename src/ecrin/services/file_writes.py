@@ -18,6 +18,7 @@ from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
+from ecrin.services.locks import LockCheck
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.quota import charge_usage, check_quota
 from ecrin.services.tree import Resolved, resolve, resolve_existing
@@ -127,8 +128,10 @@ class FileWrites:
         checksums: list[ExpectedChecksum] | None = None,
         conditions: WriteConditions | None = None,
         checked: bool = False,
+        lock_check: LockCheck | None = None,
     ) -> UploadResult:
-        """Store `body` at `path`. `checked`: the caller has had `upload_target` check it."""
+        """Store `body` at `path`. `checked`: the caller has had `upload_target` check it, or
+        leaves every check to the commit, `lock_check` included."""
         small = length is not None and length <= SMALL_BODY and user.quota_bytes is None
         if not (checked or small):
             await self.check_upload_allowed(user, path, length)
@@ -157,6 +160,7 @@ class FileWrites:
                 content_type=content_type,
                 conditions=conditions,
                 checksums=digests.client_checksums(),
+                lock_check=lock_check,
             )
         except BaseException:
             await self.blobs.delete(blob_id)
@@ -174,15 +178,24 @@ class FileWrites:
         content_type: str | None = None,
         conditions: WriteConditions | None = None,
         checksums: str | None = None,
+        lock_check: LockCheck | None = None,
     ) -> UploadResult:
-        """Reference a durable blob at `path`, atomically with every precondition check.
+        """Reference a durable blob at `path`, atomically with every precondition check
+        (`lock_check` too, given the home's active locks, before any other refusal).
 
         The previous contents, if any, become a version (the blob reference moves; no bytes
         are copied)."""
         now = self.clock.now()
         released: list[str] = []
         async with self.metadata.write() as tx:
-            found = await _drop_aside(tx, await resolve(tx, user, path, now))
+            try:
+                found = await _drop_aside(tx, await resolve(tx, user, path, now))
+            except Conflict:
+                if lock_check is not None:
+                    lock_check(await tx.locks(user.id, now), True)
+                raise
+            if lock_check is not None:
+                lock_check(await tx.locks(user.id, now), found.node is None)
             _check_file_target(found)
             current = found.node
             (conditions or WriteConditions()).check(current)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ecrin.core.clock import Clock
@@ -25,6 +25,30 @@ class LockRequest:
     depth_infinity: bool
     owner_xml: str
     timeout_seconds: int | None  # None: the server's default
+
+
+def check_writable(
+    locks: list[Lock],
+    principal: User,
+    path: DavPath,
+    submitted: Collection[str],
+    *,
+    subtree: bool = False,
+) -> None:
+    """Raise Locked unless every lock of `locks` on `path` (and below it, for `subtree`) was
+    submitted: its token appears in the request's If header and the request comes from the
+    principal who took it."""
+    for lock in locks:
+        applies = lock.covers(path.segments) or (
+            subtree and DavPath(lock.path) != path and path.is_ancestor_of(DavPath(lock.path))
+        )
+        if applies and not (lock.token in submitted and lock.principal_id == principal.id):
+            raise Locked(f"{path} is locked")
+
+
+LockCheck = Callable[[list[Lock], bool], None]
+"""A write's lock test, for a service to run inside its own transaction: given the home's
+active locks and whether the write adds a name to its folder, raise Locked or return."""
 
 
 class LockService:
@@ -122,28 +146,6 @@ class LockService:
             "the lock token does not match a lock on this resource",
             condition="lock-token-matches-request-uri",
         )
-
-    async def ensure_writable(
-        self,
-        home: User,
-        principal: User,
-        path: DavPath,
-        submitted: Collection[str],
-        *,
-        subtree: bool = False,
-        locks: list[Lock] | None = None,
-    ) -> None:
-        """Raise Locked unless every lock on `path` (and below it, for `subtree`) was submitted.
-
-        A lock counts as submitted when its token appears in the request's If header and the
-        request comes from the principal who took it.
-        """
-        for lock in locks if locks is not None else await self.active(home):
-            applies = lock.covers(path.segments) or (
-                subtree and DavPath(lock.path) != path and path.is_ancestor_of(DavPath(lock.path))
-            )
-            if applies and not (lock.token in submitted and lock.principal_id == principal.id):
-                raise Locked(f"{path} is locked")
 
     async def remove_below(self, home: User, path: DavPath) -> None:
         """Drop the locks rooted at or below a path (after it was deleted or moved away)."""
