@@ -36,9 +36,7 @@ def _other_process(path: Path, code: str) -> str:
         "async def main():\n"
         f"    c = SQLiteCoordination(Path({str(path)!r}))\n"
         "    await c.open()\n"
-        "    try:\n"
-        + "".join(f"        {line}\n" for line in code.splitlines())
-        + "    finally:\n"
+        "    try:\n" + "".join(f"        {line}\n" for line in code.splitlines()) + "    finally:\n"
         "        await c.close()\n"
         "asyncio.run(main())\n"
     )

@@ -17,10 +17,12 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
+from ecrin.storage.blob_ids import ShardedIds
 
 READ_CHUNK = 1024 * 1024
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -76,17 +78,17 @@ def _map_os_error(exc: OSError) -> Exception:
 class LocalBlobWriter:
     """Streams a blob into a temporary file, one batch on its way to disk at a time.
 
+    The file is created by the first thread job, not on the event loop: creating an inode
+    can take a millisecond of CPU (see blob_ids.py), and a small blob then costs one job.
     Every thread job that uses the file descriptor is tracked in `_job`, and the descriptor
     is closed only once that job has ended, even when the request awaiting it was cancelled:
     a descriptor number closed under a running `writev` could be reused by another file.
     """
 
-    def __init__(
-        self, store: LocalBlobStore, fd: int, temp_path: Path, blob_id: str | None = None
-    ) -> None:
+    def __init__(self, store: LocalBlobStore, temp_path: str, blob_id: str | None = None) -> None:
         self._store = store
         self._blob_id = blob_id
-        self._fd = fd
+        self._fd: int | None = None  # opened by the first job
         self._temp_path = temp_path
         self._pending: list[bytes] = []  # written together, without copying, by `writev`
         self._pending_bytes = 0
@@ -119,10 +121,16 @@ class LocalBlobWriter:
         self._job = self._in_thread(self._write_batch, pieces, self._sent, length)
         self._sent += length
 
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self._temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return self._fd
+
     def _write_batch(self, pieces: list[bytes], offset: int, length: int) -> None:
-        _write_all(self._fd, pieces)
+        fd = self._file()
+        _write_all(fd, pieces)
         if self._store.start_writeback is not None:
-            self._store.start_writeback(self._fd, offset, length)
+            self._store.start_writeback(fd, offset, length)
 
     def _in_thread(self, function: Callable[..., None], *args: Any) -> asyncio.Future[None]:
         return asyncio.get_running_loop().run_in_executor(None, function, *args)
@@ -145,7 +153,7 @@ class LocalBlobWriter:
         # The last batch is written by the job that makes the blob durable: a small file
         # costs one thread hand-off, not two.
         pieces, self._pending, self._pending_bytes = self._pending, [], 0
-        blob_id = self._blob_id or secrets.token_hex(16)
+        blob_id = self._blob_id or self._store.ids.new()
         final = self._store.path_of(blob_id)
         self._job = self._in_thread(self._finish, pieces, final)
         try:
@@ -156,10 +164,11 @@ class LocalBlobWriter:
         return blob_id
 
     def _finish(self, pieces: list[bytes], final: Path) -> None:
-        _write_all(self._fd, pieces)
+        fd = self._file()
+        _write_all(fd, pieces)
         if self._store.fsync:
-            os.fsync(self._fd)
-        os.close(self._fd)
+            os.fsync(fd)
+        os.close(fd)
         self._closed = True
         self._store.ensure_shard(final.parent)
         os.rename(self._temp_path, final)
@@ -170,12 +179,14 @@ class LocalBlobWriter:
         self._aborted = True
         self._pending, self._pending_bytes = [], 0
         job = self._job
-        if job is not None and not job.done():
-            # Close once the thread is done with the descriptor; the caller need not wait.
-            job.add_done_callback(self._release_after)
-        else:
+        if job is None or job.done():
             self._release()
-        self._temp_path.unlink(missing_ok=True)
+            return
+        # Once the thread is done with the file (it may be creating it); waited for, so that
+        # nothing is left when abort returns, unless the caller is cancelled meanwhile.
+        job.add_done_callback(self._release_after)
+        with suppress(Exception):
+            await asyncio.shield(job)
 
     def _release_after(self, job: asyncio.Future[None]) -> None:
         if not job.cancelled():
@@ -183,9 +194,13 @@ class LocalBlobWriter:
         self._release()
 
     def _release(self) -> None:
+        """Close the file and remove it, unless it became the blob."""
         if not self._closed:
             self._closed = True
-            os.close(self._fd)
+            if self._fd is not None:
+                os.close(self._fd)
+        with suppress(FileNotFoundError):
+            os.unlink(self._temp_path)
 
 
 def _write_all(fd: int, pieces: list[bytes]) -> None:
@@ -232,7 +247,9 @@ class LocalBlobStore:
         self.fsync = fsync
         self.start_writeback = _writeback_starter() if fsync else None
         self._tmp = root / "tmp"
+        self._tmp_text = str(self._tmp)
         self._known_shards: set[Path] = set()
+        self.ids = ShardedIds()
 
     async def open(self) -> None:
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -269,12 +286,7 @@ class LocalBlobStore:
         return await self._writer(blob_id)
 
     async def _writer(self, blob_id: str | None) -> LocalBlobWriter:
-        temp_path = self._tmp / secrets.token_hex(16)
-        try:
-            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            raise _map_os_error(exc) from exc
-        return LocalBlobWriter(self, fd, temp_path, blob_id)
+        return LocalBlobWriter(self, f"{self._tmp_text}/{secrets.token_hex(16)}", blob_id)
 
     async def read(
         self, blob_id: str, start: int = 0, end: int | None = None
