@@ -100,7 +100,7 @@ async def poll(endpoint: Endpoint, sizes: Sizes) -> dict[str, float]:
 async def _listing_time(endpoint: Endpoint, sizes: Sizes) -> float:
     async with DavClient(endpoint) as client:
         return await time_propfind(
-            client, LISTED, PROPFIND_ALLPROP, sizes.scale_listing_files + 1, max(3, sizes.repeats)
+            client, LISTED, PROPFIND_ALLPROP, sizes.scale_listing_files + 1, sizes.listing_repeats
         )
 
 

@@ -122,10 +122,10 @@ async def listing(client: DavClient, sizes: Sizes) -> dict[str, float]:
     expected = sizes.listing_files + 1
     return {
         "propfind_allprop_s": await time_propfind(
-            client, "listing/", PROPFIND_ALLPROP, expected, sizes.repeats
+            client, "listing/", PROPFIND_ALLPROP, expected, sizes.listing_repeats
         ),
         "propfind_named_s": await time_propfind(
-            client, "listing/", PROPFIND_NAMED, expected, sizes.repeats
+            client, "listing/", PROPFIND_NAMED, expected, sizes.listing_repeats
         ),
     }
 
