@@ -14,7 +14,12 @@ from ecrin.core.model import DeadProperty
 from ecrin.core.paths import DavPath
 from ecrin.dav.context import DavContext
 from ecrin.dav.live_properties import ALLPROP, FOLDER, LIVE, Batch, PropertyScope
-from ecrin.dav.multistatus import multistatus_response, quote_name, response_xml
+from ecrin.dav.multistatus import (
+    found_responses_xml,
+    multistatus_response,
+    quote_names,
+    response_xml,
+)
 from ecrin.dav.xml import DAV, OC, PropName, elements, empty_element, qname
 from ecrin.services.files import Entry
 
@@ -77,11 +82,11 @@ class ResponseRenderer:
         """The responses of the batch's entries; `hrefs` (same order) must be percent-encoded."""
         scope = self.scope
         columns = [render(batch, scope) for render in self.renderers]
-        per_entry = zip(*columns, strict=True) if columns else [()] * len(batch.entries)
         dead = self.dead
-        if not dead and self.mode != "propname" and not any(None in c for c in columns):
+        if columns and not dead and self.mode != "propname" and not any(None in c for c in columns):
             # The common case (no dead property, every property found), with no test per entry.
-            return "".join([response_xml(h, v, ()) for h, v in zip(hrefs, per_entry, strict=True)])
+            return found_responses_xml(hrefs, columns)  # type: ignore[arg-type]  # no None
+        per_entry = zip(*columns, strict=True) if columns else [()] * len(batch.entries)
         rows = zip(batch.entries, hrefs, per_entry, strict=True)
         nones = self._nones
         responses: list[str] = []
@@ -178,5 +183,9 @@ def _responses(
     yield renderer.render([href], Batch.one(entry, path.segments))
     for start in range(0, len(children), BATCH_ENTRIES):
         some = children[start : start + BATCH_ENTRIES]
-        hrefs = [href + quote_name(c.name) + ("/" if c.node.kind is FOLDER else "") for c in some]
+        names = quote_names([c.name for c in some])
+        hrefs = [
+            href + name + ("/" if c.node.kind is FOLDER else "")
+            for name, c in zip(names, some, strict=True)
+        ]
         yield renderer.render(hrefs, Batch.children(some, path.segments))
