@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from ecrin.core.model import Lock, Node, NodeKind, User
+from ecrin.core.model import ETAG_FORMAT, Lock, Node, NodeKind, User
 from ecrin.dav.property_values import ValueCaches
 from ecrin.dav.property_values import content_type_of as content_type_of
 from ecrin.dav.property_values import dav_file_id as dav_file_id
@@ -109,8 +109,11 @@ def _resource_type(batch: Batch, _scope: PropertyScope) -> list[str | None]:
     return [FOLDER_TYPE if e.node.kind is FOLDER else FILE_TYPE for e in batch.entries]
 
 
+ETAG_ELEMENT = f'<d:getetag>"{ETAG_FORMAT}"</d:getetag>'  # `Node.etag`, quoted, in one format
+
+
 def _etag(batch: Batch, _scope: PropertyScope) -> list[str | None]:
-    return [f'<d:getetag>"{e.node.etag}"</d:getetag>' for e in batch.entries]
+    return [ETAG_ELEMENT % (e.node.id, e.node.revision) for e in batch.entries]
 
 
 def _last_modified(batch: Batch, scope: PropertyScope) -> list[str | None]:
