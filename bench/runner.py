@@ -127,9 +127,7 @@ def run(
                     )
                 )
             if instances is not None:
-                scale_samples.append(
-                    scale.run_round(instances, sizes, credentials, round_index, progress)
-                )
+                scale_samples.append(scale.run_round(instances, sizes, credentials, progress))
             if checkpoint is not None:
                 checkpoint(collect(round_index + 1))
     finally:
