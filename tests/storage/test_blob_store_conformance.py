@@ -149,7 +149,8 @@ async def test_clean_temporary_removes_only_stale_unfinished_writes(
     assert await read_all(store, finished) == data + b"more"
 
     crashed = await store.create()
-    await crashed.write(data)  # as if the process died here
+    await crashed.write(data)
+    await crashed.write(data)  # the first batch is on disk now; as if the process died here
     removed = await store.clean_temporary(time.time() + 3600)
     assert len(removed) == 1
     assert await store.clean_temporary(time.time() + 3600) == []

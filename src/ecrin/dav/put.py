@@ -56,10 +56,12 @@ async def handle(ctx: DavContext) -> Response:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
     content_length = length if ctx.header("content-length") else None
     lock_check = None
+    home = ctx.home
     small = content_length is not None and content_length <= SMALL_BODY
-    if small and ctx.home.quota_bytes is None and not ctx.if_lists():
+    if small and home.quota_bytes is None and not home.is_link_visitor and not ctx.if_lists():
         # A small body is read before any check, and the commit checks everything, locks
-        # included: one transaction instead of two. (Over a quota, 507 comes before the body.)
+        # included: one transaction instead of two. Not over a quota (507 comes before the
+        # body), nor for a public link's visitor (no home whose locks the commit could lock).
         lock_check = ctx.lock_check()
     else:
         target = await ctx.services.files.upload_target(ctx.home, ctx.path, content_length)
