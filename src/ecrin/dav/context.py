@@ -184,18 +184,25 @@ class DavContext:
             locks = await self.services.locks.active(self.home)
         if check_if:
             await self.check_if_header(locks)
-        self._check_locks(locks, target, self.submitted_tokens(), subtree, membership)
+        tokens = self.submitted_tokens()
+        self._check_locks(locks, target, tokens, subtree=subtree, membership=membership)
 
     def lock_check(self) -> LockCheck:
         """guard_write's lock test, for a write that runs it inside its own transaction
         (a small PUT); without an If header, the If test has nothing to check."""
         tokens = self.submitted_tokens()
         return lambda locks, membership: self._check_locks(
-            locks, self.path, tokens, False, membership
+            locks, self.path, tokens, membership=membership
         )
 
     def _check_locks(
-        self, locks: list[Lock], target: DavPath, tokens: set[str], subtree: bool, membership: bool
+        self,
+        locks: list[Lock],
+        target: DavPath,
+        tokens: set[str],
+        *,
+        subtree: bool = False,
+        membership: bool,
     ) -> None:
         check_writable(locks, self.principal, target, tokens, subtree=subtree)
         if membership and not target.is_root:
