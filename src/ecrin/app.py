@@ -30,6 +30,7 @@ from ecrin.services.accounts import AccountService
 from ecrin.services.checksum_recalculation import ChecksumRecalculator
 from ecrin.services.consistency import ConsistencyService
 from ecrin.services.container import Services
+from ecrin.services.contents import refuse_kept_in_database
 from ecrin.services.file_writes import RetentionPolicy
 from ecrin.services.files import FileService
 from ecrin.services.groups import GroupService
@@ -44,6 +45,7 @@ from ecrin.services.uploads import ChunkedUploadService
 from ecrin.services.versions import VersionService
 from ecrin.settings import Settings
 from ecrin.storage.encryption.factory import encrypt_blob_store
+from ecrin.storage.encryption.store import EncryptedBlobStore
 from ecrin.storage.factory import blob_store_from_url
 from ecrin.storage.protocol import BlobStore
 
@@ -65,6 +67,9 @@ class Runtime:
         await self.coordination.open()
         await self.metadata.open()
         await self.blobs.open()
+        # Like the store's own check: plaintext kept before encryption was turned on.
+        if isinstance(self.blobs, EncryptedBlobStore) and self.blobs.refuses_plaintext:
+            await refuse_kept_in_database(self.metadata)
 
     async def close(self) -> None:
         await self.blobs.close()
@@ -95,6 +100,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock,
         RetentionPolicy(settings.versions_max_count, settings.versions_max_age_days * 86400.0),
         notifier=ChangeNotifier(coordination),
+        inline_max=settings.effective_inline_max_bytes,
     )
     hashing = PasswordHashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     sharing = SharingService(

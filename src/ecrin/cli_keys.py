@@ -10,6 +10,7 @@ from typing import Any
 
 from ecrin.app import Runtime, build_runtime
 from ecrin.core.errors import BadRequest, Conflict
+from ecrin.services.contents import move_into_store
 from ecrin.settings import Settings, load_settings
 from ecrin.storage.encryption.conversion import ConversionReport, encrypt_existing
 from ecrin.storage.encryption.key_file import new_kek_id
@@ -148,8 +149,15 @@ def cmd_encrypt_existing(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    async def work(store: EncryptedBlobStore, _runtime: Runtime) -> ConversionReport:
-        return await encrypt_existing(store, progress=progress)
+    def moved(count: int) -> None:
+        if count % 1000 == 0:
+            print(f"moved {count} small files from the database into the store", flush=True)
+
+    async def work(store: EncryptedBlobStore, runtime: Runtime) -> ConversionReport:
+        report = await encrypt_existing(store, progress=progress)
+        # Then the small files kept in the database: written encrypted, then forgotten there.
+        report.encrypted_from_database = await move_into_store(runtime.metadata, store, moved)
+        return report
 
     report: ConversionReport = _with_store(args, work, allow_unencrypted=True)
     if report.orphans:
@@ -162,7 +170,10 @@ def cmd_encrypt_existing(args: argparse.Namespace) -> int:
         for blob_id, reason in list(report.failed.items())[:20]:
             print(f"  {blob_id}: {reason}")
         return 1
-    print(f"done: {report.encrypted} blobs encrypted and verified")
+    print(
+        f"done: {report.encrypted} blobs encrypted and verified, "
+        f"{report.encrypted_from_database} small files moved from the database encrypted"
+    )
     return 0
 
 

@@ -18,6 +18,9 @@ from typing import Any, get_type_hints
 
 from ecrin.core.errors import BadRequest
 
+# Above this, a body would be held whole in memory before its commit for too little gain.
+INLINE_MAX_LIMIT = 256 * 1024
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -86,6 +89,13 @@ class Settings:
         "",
         "Where file contents live: empty means `file://<data_dir>/blobs`; "
         "`s3://bucket/prefix?endpoint=URL&region=NAME` stores them in an S3 bucket.",
+    )
+    inline_max_bytes: int = _setting(
+        16384,
+        "Files up to this size (at most 262144) keep their contents in the metadata database, "
+        "committed with the rest of the write: no file to create and flush per small upload. "
+        "0 means every file goes to the storage. Ignored with `encryption` (the database is "
+        "not encrypted by your keys).",
     )
     s3_access_key_id: str = _setting(
         "",
@@ -240,6 +250,10 @@ class Settings:
         "File holding the PIN of the PKCS#11 token (keep it readable by Ecrin only).",
     )
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.inline_max_bytes <= INLINE_MAX_LIMIT:
+            raise BadRequest(f"setting inline_max_bytes: must be from 0 to {INLINE_MAX_LIMIT}")
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -251,6 +265,12 @@ class Settings:
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    @property
+    def effective_inline_max_bytes(self) -> int:
+        if self.encryption:
+            return 0
+        return self.inline_max_bytes
 
     @property
     def effective_kek_file(self) -> Path:

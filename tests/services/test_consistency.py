@@ -20,11 +20,14 @@ from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
 from ecrin.core.model import CheckReport
 from ecrin.core.paths import DavPath
+from ecrin.db.schema import blobs
 from ecrin.services.consistency import ConsistencyService
+from ecrin.settings import INLINE_MAX_LIMIT
 from tests.profile import scaleout_profile
 from tests.support import Dav
 
 HOUR = 3600.0
+STORED = INLINE_MAX_LIMIT + 1  # large enough to be in the blob store, never in the database
 
 
 @pytest.fixture
@@ -198,8 +201,8 @@ async def test_missing_and_corrupt_blobs_are_reported_not_hidden(
     blob_root: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await files.put("/lost.txt", b"will vanish", status=201)
-    await files.put("/rotten.txt", b"will rot", status=201)
+    await files.put("/lost.txt", STORED * b"v", status=201)
+    await files.put("/rotten.txt", STORED * b"r", status=201)
     lost = await blob_of(app, "/lost.txt")
     rotten = await blob_of(app, "/rotten.txt")
     blob_file(blob_root, lost).unlink()
@@ -218,3 +221,21 @@ async def test_missing_and_corrupt_blobs_are_reported_not_hidden(
 async def _blob_records(app: EcrinApp) -> dict[str, tuple[int, str, int]]:
     async with app.runtime.metadata.read() as tx:
         return await tx.blob_records()
+
+
+async def test_small_files_kept_in_the_database_are_checked_there(
+    app: EcrinApp, files: Dav, consistency: Checker
+) -> None:
+    if not app.runtime.settings.effective_inline_max_bytes:
+        pytest.skip("this profile keeps no contents in the database")
+    await files.put("/small.txt", b"kept in its row", status=201)
+    small = await blob_of(app, "/small.txt")
+    async with app.runtime.metadata.read() as tx:
+        assert small in await tx.inline_blob_ids()
+    report = await consistency.check(grace_seconds=0, verify_checksums=True)
+    assert report.clean, report
+    async with app.runtime.metadata.write() as tx:  # the bytes rot in the row itself
+        rot = blobs.update().where(blobs.c.id == small).values(content=b"kept in its rot")
+        await tx._conn.execute(rot)
+    report = await consistency.check(grace_seconds=0, verify_checksums=True)
+    assert report.checksum_mismatches == [small] and report.missing_blobs == []

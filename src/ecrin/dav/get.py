@@ -79,7 +79,8 @@ def file_headers(ctx: DavContext, node: Node) -> dict[str, str]:
 
 
 async def handle(ctx: DavContext) -> Response:
-    node = await ctx.services.files.stat(ctx.home, ctx.path)
+    opened = await ctx.services.files.open(ctx.home, ctx.path)
+    node = opened.node
     if node.is_folder:
         # Browsers and tools may GET a folder: answer with a short text, not an error.
         headers = {"etag": quoted_etag(node), "content-type": "text/plain; charset=utf-8"}
@@ -105,7 +106,7 @@ async def handle(ctx: DavContext) -> Response:
     headers["content-length"] = str(end - start)
     if ctx.request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    body: AsyncIterator[bytes] = ctx.services.files.read(node, start, end)
+    body: AsyncIterator[bytes] = ctx.services.files.read_opened(opened, start, end)
     # Pull the first piece before the status line: a missing key, a lost blob or a corrupt
     # first segment then gets an error status rather than a 200 cut short.
     pieces = [await anext(body, b"")]

@@ -174,7 +174,23 @@ class MetadataTransaction(Protocol):
         a reference per copy. A few statements per tree level. Returns the copy of the node.
         Conflict if the name is taken, or if a blob lost its last reference meanwhile."""
 
-    async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None: ...
+    async def insert_blob(
+        self, blob_id: str, size: int, sha256: str, now: float, content: bytes | None = None
+    ) -> None:
+        """Record a blob with one reference; `content`: its bytes, kept in this row."""
+        ...
+
+    async def blob_content(self, blob_id: str) -> bytes | None:
+        """The bytes kept in a blob's row (None: they are in the blob store)."""
+        ...
+
+    async def inline_blob_ids(self, limit: int | None = None) -> set[str]:
+        """The blobs whose bytes are kept in their rows (all, or up to `limit`)."""
+        ...
+
+    async def clear_blob_content(self, blob_id: str) -> None:
+        """Forget the bytes kept in a blob's row, once they are in the blob store."""
+        ...
 
     async def retain_blob(self, blob_id: str) -> None: ...
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -96,6 +97,9 @@ blobs = Table(
     Column("sha256", String(64), nullable=False),
     Column("refcount", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+    # The bytes of a small blob, committed with its metadata (`services/contents.py`); NULL
+    # when they are in the blob store.
+    Column("content", LargeBinary, nullable=True),
 )
 
 properties = Table(

@@ -85,8 +85,10 @@ INSERT_BLOB = Prepared(
         sha256=bindparam("sha256"),
         refcount=1,
         created_at=bindparam("now"),
+        content=bindparam("content"),
     )
 )
+BLOB_CONTENT = Prepared(select(blobs.c.content).where(blobs.c.id == bindparam("blob_id")))
 LOCKS = Prepared(
     select(locks).where(
         and_(locks.c.owner_id == bindparam("owner_id"), locks.c.expires_at > bindparam("now"))

@@ -9,6 +9,7 @@ from ecrin.core.clock import Clock
 from ecrin.core.errors import EcrinError
 from ecrin.core.model import CheckReport
 from ecrin.db.protocol import MetadataStore
+from ecrin.services.contents import read_blob
 from ecrin.services.uploads import ChunkedUploadService
 from ecrin.storage.protocol import BlobStore
 
@@ -50,11 +51,14 @@ class ConsistencyService:
             usage = await tx.usage_by_user()
             users = await tx.list_users()
             chunk_blobs = await tx.upload_chunk_blob_ids()
+            inline = await tx.inline_blob_ids()  # their bytes are in their rows
 
         stored = {blob_id async for blob_id in self.blobs.list_blobs(older_than=cutoff)}
         report.orphan_blobs = sorted(stored - set(records) - set(references) - chunk_blobs)
         for blob_id in sorted(set(references)):
-            if blob_id not in records or not await self.blobs.exists(blob_id):
+            if blob_id not in records or (
+                blob_id not in inline and not await self.blobs.exists(blob_id)
+            ):
                 report.missing_blobs.append(blob_id)
         for blob_id, (_, _, refcount) in sorted(records.items()):
             if references.get(blob_id, 0) != refcount:
@@ -82,7 +86,7 @@ class ConsistencyService:
     async def _sha256_ok(self, blob_id: str, expected: str) -> bool:
         digest = hashlib.sha256()
         try:
-            async for chunk in self.blobs.read(blob_id):
+            async for chunk in read_blob(self.metadata, self.blobs, blob_id):
                 digest.update(chunk)
         except EcrinError:
             return False

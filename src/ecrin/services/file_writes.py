@@ -18,6 +18,7 @@ from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
+from ecrin.services.contents import new_inline_id
 from ecrin.services.locks import LockCheck
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.quota import charge_usage, check_quota
@@ -87,9 +88,11 @@ class FileWrites:
         clock: Clock,
         retention: RetentionPolicy,
         notifier: ChangeNotifier,
+        inline_max: int = 0,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
+        self.inline_max = inline_max  # bodies up to this size go in the database
         self.clock = clock
         self.retention = retention
         self.notifier = notifier
@@ -136,34 +139,46 @@ class FileWrites:
         if not (checked or small):
             await self.check_upload_allowed(user, path, length)
         digests = StreamingDigests(checksums or [])
-        writer = await self.blobs.create()
-        try:
-            async for chunk in body:
-                await digests.feed(chunk)
-                await writer.write(chunk)
-            if length is not None and writer.size != length:
-                raise BadRequest(f"the body has {writer.size} bytes but {length} were announced")
-            await digests.finish()
-            digests.verify()
-            blob_id = await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
+        content = None
+        if self.inline_max and length is not None and length <= self.inline_max:
+            content = await _read_whole(body, length, digests)
+            blob_id, size = new_inline_id(), length
+        else:
+            blob_id, size = await self._store(body, length, digests)
         try:
             return await self.commit_blob(
                 user,
                 path,
                 blob_id,
-                writer.size,
+                size,
                 digests.sha256,
                 mtime=mtime,
                 content_type=content_type,
                 conditions=conditions,
                 checksums=digests.client_checksums(),
                 lock_check=lock_check,
+                content=content,
             )
         except BaseException:
-            await self.blobs.delete(blob_id)
+            if content is None:
+                await self.blobs.delete(blob_id)
+            raise
+
+    async def _store(
+        self, body: AsyncIterator[bytes], length: int | None, digests: StreamingDigests
+    ) -> tuple[str, int]:
+        """Stream `body` into a new durable blob of the store; its id and size."""
+        writer = await self.blobs.create()
+        try:
+            async for chunk in body:
+                await digests.feed(chunk)
+                await writer.write(chunk)
+            _check_length(writer.size, length)
+            await digests.finish()
+            digests.verify()
+            return await writer.commit(), writer.size
+        except BaseException:
+            await writer.abort()
             raise
 
     async def commit_blob(
@@ -179,9 +194,11 @@ class FileWrites:
         conditions: WriteConditions | None = None,
         checksums: str | None = None,
         lock_check: LockCheck | None = None,
+        content: bytes | None = None,
     ) -> UploadResult:
         """Reference a durable blob at `path`, atomically with every precondition check
-        (`lock_check` too, given the home's active locks, before any other refusal).
+        (`lock_check` too, given the home's active locks, before any other refusal), or, with
+        `content`, record a new blob holding these bytes (`contents.py`).
 
         The previous contents, if any, become a version (the blob reference moves; no bytes
         are copied)."""
@@ -202,7 +219,7 @@ class FileWrites:
             owner_id = found.storage_owner_id
             delta = size - (current.size if current else 0)
             await charge_usage(tx, owner_id, delta)
-            await tx.insert_blob(blob_id, size, sha256, now)
+            await tx.insert_blob(blob_id, size, sha256, now, content)
             # The file is no ancestor of anything: what is written here is what is stored.
             if current is None:
                 stored = await tx.insert_node(
@@ -268,6 +285,27 @@ class FileWrites:
                 await self.blobs.delete(blob_id)
             except EcrinError:
                 log.warning("could not remove unreferenced blob %s; `ecrin check` will", blob_id)
+
+
+async def _read_whole(body: AsyncIterator[bytes], length: int, digests: StreamingDigests) -> bytes:
+    """A small body, read whole (never more than `length` bytes held)."""
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > length:
+            raise BadRequest(f"the body is longer than the {length} bytes announced")
+        await digests.feed(chunk)
+        pieces.append(chunk)
+    _check_length(size, length)
+    await digests.finish()
+    digests.verify()
+    return b"".join(pieces)
+
+
+def _check_length(size: int, length: int | None) -> None:
+    if length is not None and size != length:
+        raise BadRequest(f"the body has {size} bytes but {length} were announced")
 
 
 async def _drop_aside(tx: MetadataTransaction, found: Resolved) -> Resolved:

@@ -6,7 +6,8 @@ a file's contents and modification time) and `TreeOperations` (`tree_operations.
 delete, move, copy). Quotas are checked and charged by `quota.py`.
 
 The crash-safety argument, for every write:
-1. new contents stream into a blob writer; `commit()` fsyncs and renames them into place;
+1. new contents stream into a blob writer; `commit()` fsyncs and renames them into place
+   (a small file's bytes skip this: they go into the blob's row in 2, see `contents.py`);
 2. one metadata transaction then checks the preconditions (If-Match, quota, permissions,
    parent still there), references the blob, bumps the ancestors' revisions and adjusts
    usage; the previous contents become a version in that same transaction;
@@ -28,10 +29,12 @@ from ecrin.core.model import DeadProperty, Lock, Mount, Node, NodeKind, Share, U
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
+from ecrin.services.contents import read_blob
 from ecrin.services.file_writes import FileWrites, RetentionPolicy
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.services.tree_operations import TreeOperations
+from ecrin.settings import INLINE_MAX_LIMIT
 from ecrin.storage.protocol import BlobStore
 
 
@@ -46,6 +49,14 @@ class Entry(NamedTuple):
     permissions: Permission
     share: Share | None = None
     is_mount_point: bool = False
+
+
+class Opened(NamedTuple):
+    """A file as `FileService.open` found it: its node, and its bytes if its blob's row keeps
+    them (`contents.py`), read in the same transaction."""
+
+    node: Node
+    content: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class FileService:
         clock: Clock,
         retention: RetentionPolicy | None = None,
         notifier: ChangeNotifier | None = None,
+        inline_max: int = 0,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
@@ -78,7 +90,7 @@ class FileService:
         self.notifier = notifier or ChangeNotifier()
         # The writes are the collaborators' own methods, bound here rather than wrapped: a
         # call costs what it did when they were defined on this class.
-        writes = FileWrites(metadata, blobs, clock, self.retention, self.notifier)
+        writes = FileWrites(metadata, blobs, clock, self.retention, self.notifier, inline_max)
         self.check_upload_allowed = writes.check_upload_allowed
         self.upload_target = writes.upload_target
         self.upload = writes.upload
@@ -101,6 +113,14 @@ class FileService:
         async with self.metadata.read() as tx:
             found = await resolve_existing(tx, user, path, self.clock.now())
             return _entry(found)
+
+    async def open(self, user: User, path: DavPath) -> Opened:
+        async with self.metadata.read() as tx:
+            node = (await resolve_existing(tx, user, path, self.clock.now())).existing()
+            content = None
+            if node.blob_id is not None and node.size <= INLINE_MAX_LIMIT:
+                content = await tx.blob_content(node.blob_id)
+            return Opened(node, content)
 
     async def lookup(self, user: User, path: DavPath) -> Node | None:
         """The node at `path`, or None if it or a parent does not exist (or is hidden)."""
@@ -188,7 +208,25 @@ class FileService:
             if node.is_folder:
                 raise MethodNotAllowed("folders have no contents")
             return _empty()
+        return self.read_blob(node.blob_id, start, end)
+
+    def read_opened(
+        self, opened: Opened, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """What `read` gives, without looking again for bytes `open` looked for."""
+        node = opened.node
+        if opened.content is not None:
+            return _one(opened.content[start:end])
+        if node.blob_id is None:
+            return self.read(node, start, end)  # a folder, or an empty file
+        # In the store: `open` looked in the row, or the file is too large to be kept there.
         return self.blobs.read(node.blob_id, start, end)
+
+    def read_blob(
+        self, blob_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of a blob (a file's, a version's), wherever they are kept."""
+        return read_blob(self.metadata, self.blobs, blob_id, start, end)
 
 
 FOLDER = NodeKind.FOLDER
@@ -218,3 +256,8 @@ def _inherit(permissions: Permission, node: Node) -> Permission:
 async def _empty() -> AsyncIterator[bytes]:
     return
     yield b""
+
+
+async def _one(piece: bytes) -> AsyncIterator[bytes]:
+    if piece:
+        yield piece

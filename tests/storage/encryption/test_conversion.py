@@ -164,3 +164,71 @@ def test_cli_then_the_server_serves_the_same_files(
         await app.runtime.close()
 
     asyncio.run(serve())
+
+
+def test_small_files_kept_in_the_database_are_refused_then_moved_out_encrypted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    import httpx
+
+    plain = Settings(data_dir=tmp_path / "data", fsync=False)
+    encrypted = dataclasses.replace(plain, encryption=True)
+    files = {"/a.txt": MARKER * 3, "/b.txt": MARKER + b"b"}
+
+    async def upload() -> None:
+        app = create_app(plain)
+        await app.runtime.open()
+        await app.runtime.services.accounts.create_user("alice", PASSWORD)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            alice = Dav(client, "alice", PASSWORD)
+            for path, data in files.items():
+                await alice.put(path, data, status=201)
+        async with app.runtime.metadata.read() as tx:
+            assert len(await tx.inline_blob_ids()) == len(files)
+        await app.runtime.close()
+
+    async def start() -> None:
+        app = create_app(encrypted)
+        try:
+            await app.runtime.open()
+        finally:
+            await app.runtime.close()
+
+    asyncio.run(upload())
+    assert not [p for p in (plain.data_dir / "blobs").rglob("*") if p.is_file()]
+    with pytest.raises(StorageError, match="database keeps small files"):
+        asyncio.run(start())
+
+    monkeypatch.setenv("ECRIN_ENCRYPTION", "true")
+    monkeypatch.setenv("ECRIN_FSYNC", "false")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keys", "encrypt-existing", "--data-dir", str(plain.data_dir)])
+    assert exit_info.value.code == 0
+    assert "2 small files moved from the database" in capsys.readouterr().out
+    blob_files = [p for p in (plain.data_dir / "blobs").rglob("*") if p.is_file()]
+    assert len([p for p in blob_files if "key-records" not in p.parts]) == len(files)
+    assert not any(MARKER[:16] in p.read_bytes() for p in blob_files)
+
+    async def serve() -> None:
+        app = create_app(encrypted)
+        await app.runtime.open()
+        async with app.runtime.metadata.read() as tx:
+            assert await tx.inline_blob_ids() == set()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            alice = Dav(client, "alice", PASSWORD)
+            for path, data in files.items():
+                assert (await alice.get(path)).content == data
+        report = await app.runtime.services.consistency.check(
+            verify_checksums=True, grace_seconds=0
+        )
+        assert report.clean, report
+        await app.runtime.close()
+
+    asyncio.run(serve())
+    asyncio.run(start())  # encrypted blobs exist now: the check at first start is done

@@ -24,10 +24,28 @@ class SqlBlobs(SqlTransactionBase):
 
     # --- blobs ---------------------------------------------------------------------------
 
-    async def insert_blob(self, blob_id: str, size: int, sha256: str, now: float) -> None:
+    async def insert_blob(
+        self, blob_id: str, size: int, sha256: str, now: float, content: bytes | None = None
+    ) -> None:
         await self._prepared.run(
-            statements.INSERT_BLOB, blob_id=blob_id, size=size, sha256=sha256, now=now
+            statements.INSERT_BLOB,
+            blob_id=blob_id,
+            size=size,
+            sha256=sha256,
+            now=now,
+            content=content,
         )
+
+    async def blob_content(self, blob_id: str) -> bytes | None:
+        row = await self._prepared.first(statements.BLOB_CONTENT, blob_id=blob_id)
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    async def inline_blob_ids(self, limit: int | None = None) -> set[str]:
+        rows = await self._all(select(blobs.c.id).where(blobs.c.content.is_not(None)).limit(limit))
+        return {r.id for r in rows}
+
+    async def clear_blob_content(self, blob_id: str) -> None:
+        await self._conn.execute(update(blobs).where(blobs.c.id == blob_id).values(content=None))
 
     async def retain_blob(self, blob_id: str) -> None:
         """Add a reference. Conflict if the blob has no record: a concurrent writer released

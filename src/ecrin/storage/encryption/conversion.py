@@ -36,6 +36,7 @@ class ConversionReport:
     encrypted: int = 0
     already: int = 0
     bytes_encrypted: int = 0
+    encrypted_from_database: int = 0  # small files' bytes moved out of their rows
     # Bodies that look encrypted but have no record: orphans of interrupted writes.
     orphans: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,29 @@
+"""`blobs.content`: the bytes of small blobs, kept in their metadata row.
+
+Revision ID: 0004
+Revises: 0003
+
+A nullable column: every existing blob keeps its bytes in the blob store.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision: str | None = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("blobs", sa.Column("content", sa.LargeBinary(), nullable=True))
+
+
+def downgrade() -> None:
+    # Contents kept here would be lost with the column: refuse rather than drop them.
+    if op.get_bind().execute(sa.text("SELECT 1 FROM blobs WHERE content IS NOT NULL")).first():
+        raise RuntimeError("small files' contents are kept in the database; cannot downgrade")
+    with op.batch_alter_table("blobs") as batch:
+        batch.drop_column("content")
