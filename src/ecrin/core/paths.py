@@ -25,7 +25,7 @@ def validate_name(name: str) -> str:
     name = unicodedata.normalize("NFC", name)
     if name in ("", ".", ".."):
         raise BadRequest(f"invalid path segment {name!r}")
-    if any(ch in _FORBIDDEN_CHARS for ch in name):
+    if not _FORBIDDEN_CHARS.isdisjoint(name):
         raise BadRequest("control characters and backslashes are not allowed in names")
     if "/" in name:
         raise BadRequest("a name may not contain '/'")

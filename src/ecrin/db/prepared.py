@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import CompoundSelect, Select
 
-_SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
+# Named markers: sqlite3 reads the values from the caller's mapping itself (in C).
+_SQLITE = sqlite_dialect.dialect(paramstyle="named")
 
 RowFactory = Callable[[sqlite3.Cursor, tuple[Any, ...]], Any]
 
@@ -63,7 +64,6 @@ class Prepared:
                 fixed[compiled.bind_names[compiled.binds[column.key]]] = default.arg  # type: ignore[attr-defined]
             self._sqlite = _SqliteForm(
                 compiled.string,
-                tuple(compiled.positiontup or ()),
                 fixed,
                 None if self.positional else _row_factory(self.statement),
             )
@@ -71,13 +71,12 @@ class Prepared:
 
 
 class _SqliteForm(NamedTuple):
-    sql: str  # with `?` markers
-    names: tuple[str, ...]  # the parameters, in the order of the markers
+    sql: str  # with `:name` markers
     fixed: dict[str, Any]
     rows: RowFactory | None
 
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[n] if n in values else self.fixed[n] for n in self.names)
+    def parameters(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**self.fixed, **values} if self.fixed else values
 
 
 def _row_factory(statement: Select[Any] | CompoundSelect[Any] | UpdateBase) -> RowFactory | None:
