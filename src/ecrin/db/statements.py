@@ -17,8 +17,10 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    exists,
     func,
     insert,
+    literal_column,
     null,
     select,
     union_all,
@@ -161,11 +163,14 @@ def bump_ancestors(postgresql: bool, skipping: bool) -> Prepared:
         .cte("up", recursive=True)
     )
     up = up.union_all(select(nodes.c.id, nodes.c.parent_id).join(up, nodes.c.id == up.c.parent_id))
-    chain = select(up.c.id)
-    shared = nodes.c.id.in_(select(shares.c.node_id).where(shares.c.node_id.in_(chain)))
+    # Whether a row carries a share, looked up by index for that row (a second pass over
+    # the chain cost SQLite more than the update itself).
+    # (`nodes.id` spelt out: SQLite's RETURNING names columns bare, and a bare `id` inside
+    # the subquery would be the share's.)
+    shared = exists().where(shares.c.node_id == literal_column("nodes.id"))
     statement = (
         update(nodes)
-        .where(nodes.c.id.in_(chain))
+        .where(nodes.c.id.in_(select(up.c.id)))
         .values(revision=nodes.c.revision + 1, size=nodes.c.size + bindparam("size_delta"))
         .returning(nodes.c.id, shared.label("shared"))
     )
