@@ -17,7 +17,8 @@ from bench.sizes import Sizes
 
 NOTES = (
     "Durability: Ecrin fsyncs file contents, their directory and the SQLite commit "
-    "(synchronous=FULL) before it acknowledges a write; Apache, WsgiDAV and nginx do not fsync.",
+    "(synchronous=FULL; a file of up to 16 KiB is in that commit) before it acknowledges a "
+    "write; Apache, WsgiDAV and nginx do not fsync.",
     "ecrin runs the embedded profile: one process, where Apache and nginx use several "
     "processes or threads across both cores.",
     "Ecrin's DELETE moves a tree to the owner's trash (recoverable); the peers remove it.",
