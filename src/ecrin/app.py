@@ -67,8 +67,8 @@ class Runtime:
         await self.coordination.open()
         await self.metadata.open()
         await self.blobs.open()
-        # Like the store's own check: plaintext kept before encryption was turned on.
-        if isinstance(self.blobs, EncryptedBlobStore) and self.blobs.refuses_plaintext:
+        # Plaintext kept while encryption was off (an index makes this look-up instant).
+        if isinstance(self.blobs, EncryptedBlobStore) and not self.blobs.allow_unencrypted:
             await refuse_kept_in_database(self.metadata)
 
     async def close(self) -> None:

@@ -180,7 +180,8 @@ def test_small_files_kept_in_the_database_are_refused_then_moved_out_encrypted(
     async def upload() -> None:
         app = create_app(plain)
         await app.runtime.open()
-        await app.runtime.services.accounts.create_user("alice", PASSWORD)
+        if not await app.runtime.services.accounts.list_users():
+            await app.runtime.services.accounts.create_user("alice", PASSWORD)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as client:
@@ -231,4 +232,11 @@ def test_small_files_kept_in_the_database_are_refused_then_moved_out_encrypted(
         await app.runtime.close()
 
     asyncio.run(serve())
-    asyncio.run(start())  # encrypted blobs exist now: the check at first start is done
+    asyncio.run(start())  # nothing left in the database: starts
+
+    # Encryption off for a while, then on again: what was kept meanwhile is refused too.
+    files.clear()
+    files["/later.txt"] = MARKER + b"later"
+    asyncio.run(upload())
+    with pytest.raises(StorageError, match="database keeps small files"):
+        asyncio.run(start())

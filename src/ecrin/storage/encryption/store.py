@@ -204,15 +204,12 @@ class EncryptedBlobStore:
         self.kek_id = kek_id
         # Only `ecrin keys encrypt-existing` opens a store over unencrypted contents.
         self.allow_unencrypted = False
-        # Known once open: no blob was encrypted yet, and plaintext must not be there.
-        self.refuses_plaintext = False
 
     async def open(self) -> None:
         await self.inner.open()
         await self.records.open()
         first_start = not await self.records.any()
-        self.refuses_plaintext = first_start and not self.allow_unencrypted
-        if self.refuses_plaintext:
+        if first_start and not self.allow_unencrypted:
             await self._refuse_unencrypted_contents()
         await self.keks.open(first_start=first_start)
         self.kek_id = check_kek_id(self._configured_kek_id or await self.keks.default_id())
