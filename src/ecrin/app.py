@@ -72,6 +72,7 @@ class Runtime:
             await refuse_kept_in_database(self.metadata)
 
     async def close(self) -> None:
+        await self.services.files.notifier.flush()
         await self.blobs.close()
         await self.metadata.close()
         await self.coordination.close()
