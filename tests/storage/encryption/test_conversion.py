@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
-from ecrin.app import create_app
+from ecrin.app import EcrinApp, create_app
 from ecrin.cli import main
 from ecrin.core.errors import StorageError
+from ecrin.core.model import CheckReport
 from ecrin.settings import Settings
 from ecrin.storage.encryption.conversion import encrypt_existing
 from ecrin.storage.encryption.store import EncryptedBlobStore
@@ -102,141 +107,108 @@ async def test_a_failing_body_write_leaves_the_plaintext_readable(tmp_path: Path
     assert body_path(store, blob_id).read_bytes() == blobs[blob_id]
 
 
+@asynccontextmanager
+async def alice_on(settings: Settings) -> AsyncIterator[tuple[EcrinApp, Dav]]:
+    """An app on `settings`, open, with alice (created on first use) at her DAV client."""
+    app = create_app(settings)
+    await app.runtime.open()
+    try:
+        if not await app.runtime.services.accounts.list_users():
+            await app.runtime.services.accounts.create_user("alice", PASSWORD)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, Dav(client, "alice", PASSWORD)
+    finally:
+        await app.runtime.close()
+
+
+async def upload(settings: Settings, files: dict[str, bytes]) -> None:
+    async with alice_on(settings) as (_, alice):
+        for path, data in files.items():
+            await alice.put(path, data, status=201)
+
+
+async def start(settings: Settings) -> None:
+    app = create_app(settings)
+    try:
+        await app.runtime.open()
+    finally:
+        await app.runtime.close()
+
+
+async def serve(settings: Settings, files: dict[str, bytes]) -> CheckReport:
+    """Every file reads back; then what `ecrin check --verify-checksums` finds."""
+    async with alice_on(settings) as (app, alice):
+        assert isinstance(app.runtime.blobs, EncryptedBlobStore)
+        for path, data in files.items():
+            assert (await alice.get(path)).content == data
+        return await app.runtime.services.consistency.check(verify_checksums=True, grace_seconds=0)
+
+
+def encrypt_existing_cli(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    monkeypatch.setenv("ECRIN_ENCRYPTION", "true")
+    monkeypatch.setenv("ECRIN_FSYNC", "false")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keys", "encrypt-existing", "--data-dir", str(data_dir)])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def blob_files(data_dir: Path) -> list[Path]:
+    """The blobs' bodies (not their key records)."""
+    return [
+        p for p in (data_dir / "blobs").rglob("*") if p.is_file() and "key-records" not in p.parts
+    ]
+
+
 def test_cli_then_the_server_serves_the_same_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-
-    import httpx
-
     plain = Settings(data_dir=tmp_path / "data", fsync=False)
     encrypted = dataclasses.replace(plain, encryption=True)
     files = {"/a.txt": MARKER * 3, "/big.bin": MARKER + os.urandom(300_000)}
 
-    async def upload() -> None:
-        app = create_app(plain)
-        await app.runtime.open()
-        await app.runtime.services.accounts.create_user("alice", PASSWORD)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            alice = Dav(client, "alice", PASSWORD)
-            for path, data in files.items():
-                await alice.put(path, data, status=201)
-            await alice.put("/a.txt", files["/a.txt"] + b"v2", status=204)  # a version too
-            files["/a.txt"] += b"v2"
-        await app.runtime.close()
+    async def upload_with_a_version() -> None:
+        await upload(plain, files)
+        async with alice_on(plain) as (_, alice):
+            await alice.put("/a.txt", files["/a.txt"] + b"v2", status=204)
+        files["/a.txt"] += b"v2"
 
-    async def refused() -> None:
-        app = create_app(encrypted)
-        try:
-            await app.runtime.open()
-        finally:
-            await app.runtime.close()
-
-    asyncio.run(upload())
+    asyncio.run(upload_with_a_version())
     with pytest.raises(StorageError, match="encrypt-existing"):
-        asyncio.run(refused())
-
-    monkeypatch.setenv("ECRIN_ENCRYPTION", "true")
-    monkeypatch.setenv("ECRIN_FSYNC", "false")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["keys", "encrypt-existing", "--data-dir", str(plain.data_dir)])
-    assert exit_info.value.code == 0
-    assert "blobs encrypted and verified" in capsys.readouterr().out
-    blob_files = [p for p in (plain.data_dir / "blobs").rglob("*") if p.is_file()]
-    assert blob_files and not any(MARKER[:16] in p.read_bytes() for p in blob_files)
-
-    async def serve() -> None:
-        app = create_app(encrypted)
-        await app.runtime.open()
-        assert isinstance(app.runtime.blobs, EncryptedBlobStore)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            alice = Dav(client, "alice", PASSWORD)
-            for path, data in files.items():
-                assert (await alice.get(path)).content == data
-        report = await app.runtime.services.consistency.check(
-            verify_checksums=True, grace_seconds=0
-        )
-        assert report.checksum_mismatches == [] and report.missing_blobs == []
-        await app.runtime.close()
-
-    asyncio.run(serve())
+        asyncio.run(start(encrypted))
+    assert "blobs encrypted and verified" in encrypt_existing_cli(
+        plain.data_dir, monkeypatch, capsys
+    )
+    bodies = blob_files(plain.data_dir)
+    assert bodies and not any(MARKER[:16] in p.read_bytes() for p in bodies)
+    report = asyncio.run(serve(encrypted, files))
+    assert report.checksum_mismatches == [] and report.missing_blobs == []
 
 
 def test_small_files_kept_in_the_database_are_refused_then_moved_out_encrypted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-
-    import httpx
-
     plain = Settings(data_dir=tmp_path / "data", fsync=False)
     encrypted = dataclasses.replace(plain, encryption=True)
     files = {"/a.txt": MARKER * 3, "/b.txt": MARKER + b"b"}
 
-    async def upload() -> None:
-        app = create_app(plain)
-        await app.runtime.open()
-        if not await app.runtime.services.accounts.list_users():
-            await app.runtime.services.accounts.create_user("alice", PASSWORD)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            alice = Dav(client, "alice", PASSWORD)
-            for path, data in files.items():
-                await alice.put(path, data, status=201)
-        async with app.runtime.metadata.read() as tx:
-            assert len(await tx.inline_blob_ids()) == len(files)
-        await app.runtime.close()
-
-    async def start() -> None:
-        app = create_app(encrypted)
-        try:
-            await app.runtime.open()
-        finally:
-            await app.runtime.close()
-
-    asyncio.run(upload())
-    assert not [p for p in (plain.data_dir / "blobs").rglob("*") if p.is_file()]
+    asyncio.run(upload(plain, files))
+    assert not blob_files(plain.data_dir)  # all in the database
     with pytest.raises(StorageError, match="database keeps small files"):
-        asyncio.run(start())
-
-    monkeypatch.setenv("ECRIN_ENCRYPTION", "true")
-    monkeypatch.setenv("ECRIN_FSYNC", "false")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["keys", "encrypt-existing", "--data-dir", str(plain.data_dir)])
-    assert exit_info.value.code == 0
-    assert "2 small files moved from the database" in capsys.readouterr().out
-    blob_files = [p for p in (plain.data_dir / "blobs").rglob("*") if p.is_file()]
-    assert len([p for p in blob_files if "key-records" not in p.parts]) == len(files)
-    assert not any(MARKER[:16] in p.read_bytes() for p in blob_files)
-
-    async def serve() -> None:
-        app = create_app(encrypted)
-        await app.runtime.open()
-        async with app.runtime.metadata.read() as tx:
-            assert await tx.inline_blob_ids() == set()
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            alice = Dav(client, "alice", PASSWORD)
-            for path, data in files.items():
-                assert (await alice.get(path)).content == data
-        report = await app.runtime.services.consistency.check(
-            verify_checksums=True, grace_seconds=0
-        )
-        assert report.clean, report
-        await app.runtime.close()
-
-    asyncio.run(serve())
-    asyncio.run(start())  # nothing left in the database: starts
+        asyncio.run(start(encrypted))
+    output = encrypt_existing_cli(plain.data_dir, monkeypatch, capsys)
+    assert "2 small files moved from the database" in output
+    bodies = blob_files(plain.data_dir)
+    assert len(bodies) == len(files)
+    assert not any(MARKER[:16] in p.read_bytes() for p in bodies)
+    report = asyncio.run(serve(encrypted, files))
+    assert report.clean, report
+    asyncio.run(start(encrypted))  # nothing left in the database: starts
 
     # Encryption off for a while, then on again: what was kept meanwhile is refused too.
-    files.clear()
-    files["/later.txt"] = MARKER + b"later"
-    asyncio.run(upload())
+    asyncio.run(upload(plain, {"/later.txt": MARKER + b"later"}))
     with pytest.raises(StorageError, match="database keeps small files"):
-        asyncio.run(start())
+        asyncio.run(start(encrypted))
