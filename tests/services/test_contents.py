@@ -56,6 +56,11 @@ async def test_small_files_live_in_the_database_and_read_back_whole_and_in_range
     assert ranged.headers["content-range"] == f"bytes 10-19/{len(small)}"
     head = await alice.request("HEAD", "/small.bin", status=200)
     assert head.headers["content-length"] == str(len(small)) and head.content == b""
+    # What HEAD opens: the node, without the bytes it would not send.
+    user = await app.runtime.services.accounts.get_user("alice")
+    files = app.runtime.services.files
+    assert (await files.open(user, DavPath.parse("/small.bin"))).content == small
+    assert (await files.open(user, DavPath.parse("/small.bin"), contents=False)).content is None
 
 
 async def test_copies_share_the_row_and_the_last_reference_takes_the_bytes_away(

@@ -79,12 +79,13 @@ def file_headers(ctx: DavContext, node: Node) -> dict[str, str]:
 
 
 async def handle(ctx: DavContext) -> Response:
-    opened = await ctx.services.files.open(ctx.home, ctx.path)
+    head = ctx.request.method == "HEAD"
+    opened = await ctx.services.files.open(ctx.home, ctx.path, contents=not head)
     node = opened.node
     if node.is_folder:
         # Browsers and tools may GET a folder: answer with a short text, not an error.
         headers = {"etag": quoted_etag(node), "content-type": "text/plain; charset=utf-8"}
-        text = b"" if ctx.request.method == "HEAD" else b"This is a folder.\n"
+        text = b"" if head else b"This is a folder.\n"
         return Response(text, 200, headers)
     early = not_modified_or_failed(ctx, node)
     if early is not None:
@@ -104,7 +105,7 @@ async def handle(ctx: DavContext) -> Response:
         status = 206
         headers["content-range"] = f"bytes {start}-{end - 1}/{node.size}"
     headers["content-length"] = str(end - start)
-    if ctx.request.method == "HEAD":
+    if head:
         return Response(status_code=status, headers=headers)
     body: AsyncIterator[bytes] = ctx.services.files.read_opened(opened, start, end)
     # Pull the first piece before the status line: a missing key, a lost blob or a corrupt

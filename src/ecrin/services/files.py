@@ -114,11 +114,13 @@ class FileService:
             found = await resolve_existing(tx, user, path, self.clock.now())
             return _entry(found)
 
-    async def open(self, user: User, path: DavPath) -> Opened:
+    async def open(self, user: User, path: DavPath, *, contents: bool = True) -> Opened:
+        """The node at `path` and, if `contents` and it keeps them in the database, its
+        bytes, read in the same transaction (`read_opened` fetches the others)."""
         async with self.metadata.read() as tx:
             node = (await resolve_existing(tx, user, path, self.clock.now())).existing()
             content = None
-            if node.blob_id is not None and node.size <= INLINE_MAX_LIMIT:
+            if contents and node.blob_id is not None and node.size <= INLINE_MAX_LIMIT:
                 content = await tx.blob_content(node.blob_id)
             return Opened(node, content)
 
