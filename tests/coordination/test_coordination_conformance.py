@@ -45,6 +45,21 @@ async def test_two_events_at_the_same_instant_both_count(peers: Peers) -> None:
     assert await a.count_events("same", since=0.0) == 2
 
 
+async def test_one_read_answers_as_the_separate_calls_would(peers: Peers) -> None:
+    a, b = await peers()
+    await a.advance("credentials:alice")
+    await a.advance("credentials:alice")
+    for at in (100.0, 200.0, 250.0):
+        await a.record_event("network:x", at, keep_for=300.0)
+    await a.record_event("login:x", 250.0, keep_for=300.0)
+    reading = await b.read(
+        ["credentials:alice", "credentials:bob"], ["network:x", "login:x", "nothing"], 200.0
+    )
+    assert reading.generations == (2, 0)
+    assert reading.event_counts == (1, 1, 0)  # strictly after `since`
+    assert (await b.read([], [], 0.0)).generations == ()
+
+
 async def test_a_lease_excludes_the_peer_until_released(peers: Peers) -> None:
     a, b = await peers()
     lease = await a.acquire("upload:1", ttl=30.0)

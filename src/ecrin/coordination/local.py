@@ -7,10 +7,10 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from ecrin.coordination.protocol import Lease
+from ecrin.coordination.protocol import Lease, Reading
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,14 @@ class InProcessCoordination:
 
     async def forget_events(self, key: str) -> None:
         self._events.pop(key, None)
+
+    async def read(
+        self, generations: Sequence[str], events: Sequence[str], since: float
+    ) -> Reading:
+        return Reading(
+            tuple([await self.generation(name) for name in generations]),
+            tuple([await self.count_events(key, since) for key in events]),
+        )
 
     async def acquire(self, name: str, ttl: float) -> Lease | None:
         now = self._monotonic()

@@ -11,7 +11,7 @@ Errors: an implementation maps its own failures (a lost connection…) to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +23,14 @@ class Lease:
 
     name: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What `Coordination.read` found, in the order asked."""
+
+    generations: tuple[int, ...]
+    event_counts: tuple[int, ...]
 
 
 class Coordination(Protocol):
@@ -51,6 +59,14 @@ class Coordination(Protocol):
         ...
 
     async def forget_events(self, key: str) -> None: ...
+
+    async def read(
+        self, generations: Sequence[str], events: Sequence[str], since: float
+    ) -> Reading:
+        """`generation` of each of `generations` and `count_events(key, since)` of each of
+        `events`, in one call: one round trip to a shared server instead of one each (what
+        every authenticated request asks)."""
+        ...
 
     # --- leases: mutual exclusion that ends by itself if its holder dies -------------------
 

@@ -17,14 +17,15 @@ Errors: redis-py errors and OSError are mapped to `Unavailable` here, nowhere el
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ecrin.coordination.protocol import Lease
+from ecrin.coordination.protocol import Lease, Reading
 from ecrin.core.errors import BadRequest, Unavailable
 
 _RENEW = """
@@ -32,6 +33,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+# KEYS: ARGV[2] generation keys, then event-window keys; ARGV[1]: the exclusive lower score.
+_READ = """
+local found = {}
+local generations = tonumber(ARGV[2])
+for i = 1, #KEYS do
+    if i <= generations then
+        found[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+    else
+        found[i] = redis.call('ZCOUNT', KEYS[i], ARGV[1], '+inf')
+    end
+end
+return found
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -60,6 +74,7 @@ class RedisCoordination:
         self._url = url
         self._prefix = key_prefix
         self._client: aioredis.Redis | None = None
+        self._read: AsyncScript | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -79,11 +94,13 @@ class RedisCoordination:
             await client.aclose()
             raise
         self._client = client
+        self._read = client.register_script(_READ)  # EVALSHA, loading the script if need be
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._read = None
 
     # --- generations ---------------------------------------------------------------------
 
@@ -101,6 +118,20 @@ class RedisCoordination:
     async def count_events(self, key: str, since: float) -> int:
         with _redis_errors():
             return int(await self.client.zcount(self._key("events:" + key), f"({since!r}", "+inf"))
+
+    async def read(
+        self, generations: Sequence[str], events: Sequence[str], since: float
+    ) -> Reading:
+        # One script rather than a pipeline: redis-py spends ~0.2 ms of CPU on a pipeline of
+        # three commands, ~0.17 on one script call, ~0.4 on three calls.
+        keys = [self._key("generation:" + name) for name in generations]
+        keys += [self._key("events:" + key) for key in events]
+        if self._read is None:
+            raise RuntimeError("the coordination client is not open")
+        with _redis_errors():
+            found = await self._read(keys=keys, args=[f"({since!r}", len(generations)])
+        values = tuple(int(value) for value in found)
+        return Reading(values[: len(generations)], values[len(generations) :])
 
     async def record_event(self, key: str, at: float, keep_for: float) -> None:
         full = self._key("events:" + key)

@@ -32,12 +32,12 @@ import asyncio
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecrin.coordination.protocol import Lease
+from ecrin.coordination.protocol import Lease, Reading
 from ecrin.core.errors import Unavailable
 
 T = TypeVar("T")
@@ -220,6 +220,29 @@ class SQLiteCoordination:
             return int(row[0])
 
         return await self._call(count)
+
+    async def read(
+        self, generations: Sequence[str], events: Sequence[str], since: float
+    ) -> Reading:
+        def read(connection: sqlite3.Connection) -> Reading:
+            values = [
+                connection.execute(
+                    "SELECT value FROM generations WHERE name = ?", (name,)
+                ).fetchone()
+                for name in generations
+            ]
+            counts = [
+                connection.execute(
+                    "SELECT count(*) FROM events WHERE key = ? AND at > ?", (key, since)
+                ).fetchone()[0]
+                for key in events
+            ]
+            return Reading(
+                tuple(int(row[0]) if row is not None else 0 for row in values),
+                tuple(int(count) for count in counts),
+            )
+
+        return await self._call(read)
 
     async def record_event(self, key: str, at: float, keep_for: float) -> None:
         now = self._now()

@@ -12,7 +12,7 @@ from ecrin.auth.passwords import PasswordHashing, generate_app_password, hash_ap
 from ecrin.coordination.local import InProcessCoordination
 from ecrin.coordination.protocol import Coordination
 from ecrin.core.clock import Clock
-from ecrin.core.errors import BadRequest, NotFound, TooManyRequests, Unavailable
+from ecrin.core.errors import BadRequest, NotFound, TooManyRequests
 from ecrin.core.model import AppPassword, User
 from ecrin.core.paths import validate_name
 from ecrin.db.protocol import MetadataStore
@@ -175,22 +175,26 @@ class AccountService:
         Wrong guesses are counted per client network (an IPv4 address, an IPv6 /64) and per
         (network, login): past the limits that network gets TooManyRequests for a while.
         """
-        await self._check_throttle(login, client_network)
-        user = await self._verify(login, password)
+        generation = await self._check_throttle(login, client_network)
+        user = await self._verify(login, password, generation)
         if user is None:
             now = self.clock.now()
             for key in _failure_keys(login, client_network):
                 await self.coordination.record_event(key, now, FAILURE_WINDOW)
         return user
 
-    async def _check_throttle(self, login: str, client_network: str) -> None:
+    async def _check_throttle(self, login: str, client_network: str) -> int:
+        """Refuse a network past the limits; else the login's credentials generation, read
+        in the same call (see `_verify`). Unreachable coordination refuses too (Unavailable):
+        without the counts, guessing could not be slowed."""
         since = self.clock.now() - FAILURE_WINDOW
-        network_key, login_key = _failure_keys(login, client_network)
-        if (
-            await self.coordination.count_events(network_key, since) >= MAX_NETWORK_FAILURES
-            or await self.coordination.count_events(login_key, since) >= MAX_LOGIN_FAILURES
-        ):
+        reading = await self.coordination.read(
+            [credentials_generation(login)], _failure_keys(login, client_network), since
+        )
+        network_failures, login_failures = reading.event_counts
+        if network_failures >= MAX_NETWORK_FAILURES or login_failures >= MAX_LOGIN_FAILURES:
             raise TooManyRequests("too many failed logins from your network; try again later")
+        return reading.generations[0]
 
     async def _argon2(self, password_hash: str | None, password: str) -> bool:
         """One argon2 check, shared by concurrent requests with the same credentials (a sync
@@ -208,18 +212,10 @@ class AccountService:
         async with self._argon2_slots:
             return await asyncio.to_thread(self.hashing.verify, password_hash, password)
 
-    async def _verify(self, login: str, password: str) -> User | None:
-        # Read the generation before the credentials: a revocation committed after this
-        # read moves it, so what is cached below can never outlive the revocation. Without
-        # it (coordination unreachable) the cache is neither read nor filled: slower, exact.
-        try:
-            generation: int | None = await self.coordination.generation(
-                credentials_generation(login)
-            )
-        except Unavailable as error:
-            log.warning("credential cache bypassed: %s", error.message)
-            generation = None
-        cached = None if generation is None else self.cache.get(login, password, generation)
+    async def _verify(self, login: str, password: str, generation: int) -> User | None:
+        # `generation` was read before the credentials: a revocation committed after that
+        # read moves it, so what is cached below can never outlive the revocation.
+        cached = self.cache.get(login, password, generation)
         if cached is not None:
             return cached
         async with self.metadata.read() as tx:
@@ -234,6 +230,5 @@ class AccountService:
                 await tx.touch_app_password(app_password.id, self.clock.now())
         elif not await self._argon2(password_hash, password):
             return None
-        if generation is not None:
-            self.cache.put(login, password, user, generation)
+        self.cache.put(login, password, user, generation)
         return user
