@@ -72,3 +72,47 @@ async def test_sqlite_runs_in_write_ahead_log_mode(tmp_path: Path) -> None:
             assert mode.scalar() == "wal"
     finally:
         await store.close()
+
+
+async def _drop_connections(url: str) -> None:
+    """What a database restart does to a pool: every connection of the database is closed."""
+    import asyncpg
+
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+
+
+async def test_a_dropped_connection_idle_long_enough_is_replaced_before_use() -> None:
+    async with postgres_database() as url:
+        store = SqlMetadataStore(url, durable=False, ping_after_idle=0.0)
+        await store.open()
+        try:
+            await _drop_connections(url)
+            async with store.read() as tx:  # checked, found dead, replaced
+                assert await tx.list_users() == []
+        finally:
+            await store.close()
+
+
+async def test_a_connection_in_steady_use_is_not_checked_and_a_drop_costs_one_request() -> None:
+    async with postgres_database() as url:
+        store = SqlMetadataStore(url, durable=False, pool_size=2)
+        await store.open()
+        try:
+            async with store.read(), store.read():  # two connections in the pool
+                pass
+            await _drop_connections(url)
+            with pytest.raises(Unavailable):
+                async with store.read() as tx:
+                    await tx.list_users()
+            for _ in range(3):  # the pool replaced the other dropped connection too
+                async with store.read() as tx:
+                    assert await tx.list_users() == []
+        finally:
+            await store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,11 +29,14 @@ IDLE_READERS = 4
 
 
 class SqlMetadataStore:
-    def __init__(self, url: str, *, durable: bool = True, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, durable: bool = True, pool_size: int = 10, **options: Any
+    ) -> None:
+        """`options`: the other `EngineOptions`."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine: AsyncEngine = create_engine(
-            self.url, EngineOptions(durable=durable, pool_size=pool_size)
+            self.url, EngineOptions(durable=durable, pool_size=pool_size, **options)
         )
         # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
         self._writes = GroupCommit(self.engine) if self.is_sqlite else None
