@@ -47,13 +47,16 @@ _RETRYABLE_SQLSTATES = {
 }
 
 
+# PostgreSQL: seconds a pooled connection may sit idle before it is checked (`_ping_idle`).
+PING_AFTER_IDLE = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
     durable: bool = True  # SQLite: synchronous=FULL (else OFF)
     pool_size: int = 10  # PostgreSQL: connections kept per process (as many again in bursts)
     pool_timeout: float = 30.0  # seconds to wait for a free connection
-    # PostgreSQL: a connection idle this long is checked before it is lent (see `_ping_idle`)
-    ping_after_idle: float = 10.0
+    ping_after_idle: float = PING_AFTER_IDLE
 
 
 def normalise_url(url: str) -> URL:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ecrin.db import migrations
 from ecrin.db.engine import (
+    PING_AFTER_IDLE,
     EngineOptions,
     create_engine,
     database_errors,
@@ -30,14 +30,17 @@ IDLE_READERS = 4
 
 class SqlMetadataStore:
     def __init__(
-        self, url: str, *, durable: bool = True, pool_size: int = 10, **options: Any
+        self,
+        url: str,
+        *,
+        durable: bool = True,
+        pool_size: int = 10,
+        ping_after_idle: float = PING_AFTER_IDLE,
     ) -> None:
-        """`options`: the other `EngineOptions`."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.engine: AsyncEngine = create_engine(
-            self.url, EngineOptions(durable=durable, pool_size=pool_size, **options)
-        )
+        options = EngineOptions(durable, pool_size, ping_after_idle=ping_after_idle)
+        self.engine: AsyncEngine = create_engine(self.url, options)
         # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
         self._writes = GroupCommit(self.engine) if self.is_sqlite else None
         self._idle_readers: list[AsyncConnection] = []  # SQLite: see `_sqlite_read`
