@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,31 +91,33 @@ async def _drop_connections(url: str) -> None:
         await admin.close()
 
 
-async def test_a_dropped_connection_idle_long_enough_is_replaced_before_use() -> None:
+@asynccontextmanager
+async def postgres_store(**options: Any) -> AsyncIterator[tuple[str, SqlMetadataStore]]:
+    """A fresh PostgreSQL database's URL and an open store on it."""
     async with postgres_database() as url:
-        store = SqlMetadataStore(url, durable=False, ping_after_idle=0.0)
+        store = SqlMetadataStore(url, durable=False, **options)
         await store.open()
         try:
-            await _drop_connections(url)
-            async with store.read() as tx:  # checked, found dead, replaced
-                assert await tx.list_users() == []
+            yield url, store
         finally:
             await store.close()
+
+
+async def test_a_dropped_connection_idle_long_enough_is_replaced_before_use() -> None:
+    async with postgres_store(ping_after_idle=0.0) as (url, store):
+        await _drop_connections(url)
+        async with store.read() as tx:  # checked, found dead, replaced
+            assert await tx.list_users() == []
 
 
 async def test_a_connection_in_steady_use_is_not_checked_and_a_drop_costs_one_request() -> None:
-    async with postgres_database() as url:
-        store = SqlMetadataStore(url, durable=False, pool_size=2)
-        await store.open()
-        try:
-            async with store.read(), store.read():  # two connections in the pool
-                pass
-            await _drop_connections(url)
-            with pytest.raises(Unavailable):
-                async with store.read() as tx:
-                    await tx.list_users()
-            for _ in range(3):  # the pool replaced the other dropped connection too
-                async with store.read() as tx:
-                    assert await tx.list_users() == []
-        finally:
-            await store.close()
+    async with postgres_store(pool_size=2) as (url, store):
+        async with store.read(), store.read():  # two connections in the pool
+            pass
+        await _drop_connections(url)
+        with pytest.raises(Unavailable):
+            async with store.read() as tx:
+                await tx.list_users()
+        for _ in range(3):  # the pool replaced the other dropped connection too
+            async with store.read() as tx:
+                assert await tx.list_users() == []

@@ -83,6 +83,18 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _generation(connection: sqlite3.Connection, name: str) -> int:
+    row = connection.execute("SELECT value FROM generations WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _count_events(connection: sqlite3.Connection, key: str, since: float) -> int:
+    row = connection.execute(
+        "SELECT count(*) FROM events WHERE key = ? AND at > ?", (key, since)
+    ).fetchone()
+    return int(row[0])
+
+
 def _transaction(
     connection: sqlite3.Connection, statements: list[tuple[str, tuple[object, ...]]]
 ) -> None:
@@ -191,13 +203,7 @@ class SQLiteCoordination:
     # --- generations ---------------------------------------------------------------------
 
     async def generation(self, name: str) -> int:
-        def read(connection: sqlite3.Connection) -> int:
-            row = connection.execute(
-                "SELECT value FROM generations WHERE name = ?", (name,)
-            ).fetchone()
-            return int(row[0]) if row is not None else 0
-
-        return await self._call(read)
+        return await self._call(lambda connection: _generation(connection, name))
 
     async def advance(self, name: str) -> int:
         def advance(connection: sqlite3.Connection) -> int:
@@ -213,33 +219,15 @@ class SQLiteCoordination:
     # --- event windows -------------------------------------------------------------------
 
     async def count_events(self, key: str, since: float) -> int:
-        def count(connection: sqlite3.Connection) -> int:
-            row = connection.execute(
-                "SELECT count(*) FROM events WHERE key = ? AND at > ?", (key, since)
-            ).fetchone()
-            return int(row[0])
-
-        return await self._call(count)
+        return await self._call(lambda connection: _count_events(connection, key, since))
 
     async def read(
         self, generations: Sequence[str], events: Sequence[str], since: float
     ) -> Reading:
         def read(connection: sqlite3.Connection) -> Reading:
-            values = [
-                connection.execute(
-                    "SELECT value FROM generations WHERE name = ?", (name,)
-                ).fetchone()
-                for name in generations
-            ]
-            counts = [
-                connection.execute(
-                    "SELECT count(*) FROM events WHERE key = ? AND at > ?", (key, since)
-                ).fetchone()[0]
-                for key in events
-            ]
             return Reading(
-                tuple(int(row[0]) if row is not None else 0 for row in values),
-                tuple(int(count) for count in counts),
+                tuple(_generation(connection, name) for name in generations),
+                tuple(_count_events(connection, key, since) for key in events),
             )
 
         return await self._call(read)
