@@ -22,7 +22,7 @@ from ecrin.dav.if_header import (
 from ecrin.dav.property_values import ValueCaches
 from ecrin.dav.xml import parse_xml
 from ecrin.services.container import Services
-from ecrin.services.locks import LockCheck, check_writable
+from ecrin.services.locks import LockCheck, PathLockCheck
 from ecrin.settings import Settings
 
 # 9999-12-31T23:59:59Z: the last moment an HTTP date (getlastmodified) can name.
@@ -184,29 +184,13 @@ class DavContext:
             locks = await self.services.locks.active(self.home)
         if check_if:
             await self.check_if_header(locks)
-        tokens = self.submitted_tokens()
-        self._check_locks(locks, target, tokens, subtree=subtree, membership=membership)
+        check = PathLockCheck(self.principal, target, frozenset(self.submitted_tokens()), subtree)
+        check(locks, membership)
 
     def lock_check(self) -> LockCheck:
         """guard_write's lock test, for a write that runs it inside its own transaction
         (a small PUT); without an If header, the If test has nothing to check."""
-        tokens = self.submitted_tokens()
-        return lambda locks, membership: self._check_locks(
-            locks, self.path, tokens, membership=membership
-        )
-
-    def _check_locks(
-        self,
-        locks: list[Lock],
-        target: DavPath,
-        tokens: set[str],
-        *,
-        subtree: bool = False,
-        membership: bool,
-    ) -> None:
-        check_writable(locks, self.principal, target, tokens, subtree=subtree)
-        if membership and not target.is_root:
-            check_writable(locks, self.principal, target.parent, tokens)
+        return PathLockCheck(self.principal, self.path, frozenset(self.submitted_tokens()))
 
 
 def quoted_etag(node: Node) -> str:

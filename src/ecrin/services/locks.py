@@ -51,6 +51,22 @@ LockCheck = Callable[[list[Lock], bool], None]
 active locks and whether the write adds a name to its folder, raise Locked or return."""
 
 
+@dataclass(frozen=True, slots=True)
+class PathLockCheck:
+    """The lock test of a write to one path (a `LockCheck`): the path's locks (and those below
+    it, with `subtree`), and with `membership` its folder's, must all have been submitted."""
+
+    principal: User
+    path: DavPath
+    submitted: frozenset[str]
+    subtree: bool = False
+
+    def __call__(self, locks: list[Lock], membership: bool) -> None:
+        check_writable(locks, self.principal, self.path, self.submitted, subtree=self.subtree)
+        if membership and not self.path.is_root:
+            check_writable(locks, self.principal, self.path.parent, self.submitted)
+
+
 class LockService:
     def __init__(
         self, metadata: MetadataStore, clock: Clock, *, default_timeout: int, max_timeout: int
