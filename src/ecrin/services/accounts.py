@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 
 from ecrin.auth.credential_cache import CredentialCache
@@ -17,8 +16,6 @@ from ecrin.core.model import AppPassword, User
 from ecrin.core.paths import validate_name
 from ecrin.db.protocol import MetadataStore
 from ecrin.storage.protocol import BlobStore
-
-log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 FAILURE_WINDOW = 600.0  # seconds over which failed logins are counted
