@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class NodeKind(enum.StrEnum):
@@ -26,6 +27,13 @@ class User:
     @property
     def is_link_visitor(self) -> bool:
         return self.link_share_id is not None
+
+
+class Usage(NamedTuple):
+    """A user's bytes in use and quota (None: unlimited), as a write left them."""
+
+    used_bytes: int
+    quota_bytes: int | None
 
 
 # A node's etag: its id and revision in hex, written with %-formatting (a third of the time of

@@ -24,6 +24,7 @@ from ecrin.core.model import (
     TrashItem,
     UploadChunk,
     UploadSession,
+    Usage,
     User,
     Version,
 )
@@ -71,8 +72,9 @@ class MetadataTransaction(Protocol):
 
     async def set_quota(self, user_id: int, quota_bytes: int | None) -> None: ...
 
-    async def add_usage(self, user_id: int, delta: int) -> User | None:
-        """Add `delta` to the user's used bytes; returns the user as changed (None: delta 0)."""
+    async def add_usage(self, user_id: int, delta: int) -> Usage | None:
+        """Add `delta` to the user's used bytes; returns their usage as changed (None: delta 0
+        or no such user)."""
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None: ...
 

@@ -37,7 +37,7 @@ ADD_USAGE = Prepared(
     update(users)
     .where(users.c.id == bindparam("user_id"))
     .values(used_bytes=users.c.used_bytes + bindparam("delta"))
-    .returning(*users.columns)
+    .returning(users.c.used_bytes, users.c.quota_bytes)
 )
 NODE = Prepared(select(nodes).where(nodes.c.id == bindparam("node_id")))
 CHILD = Prepared(

@@ -20,9 +20,9 @@ async def charge_usage(tx: MetadataTransaction, owner_id: int, delta: int) -> No
     """Add `delta` bytes to the owner's usage, as `check_quota` then `add_usage` would, in one
     statement: a growth past the quota raises QuotaExceeded, which rolls the change back with
     the rest of the transaction."""
-    owner = await tx.add_usage(owner_id, delta)
-    if delta > 0 and owner is not None and owner.quota_bytes is not None:
-        _refuse_over_quota(owner.used_bytes - delta, owner.quota_bytes, delta)
+    usage = await tx.add_usage(owner_id, delta)
+    if delta > 0 and usage is not None and usage.quota_bytes is not None:
+        _refuse_over_quota(usage.used_bytes - delta, usage.quota_bytes, delta)
 
 
 def _refuse_over_quota(used_bytes: int, quota_bytes: int, extra_bytes: int) -> None:

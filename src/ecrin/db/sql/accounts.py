@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ecrin.core.errors import Conflict, StorageError
-from ecrin.core.model import AppPassword, Group, LoginFlow, Node, User
+from ecrin.core.model import AppPassword, Group, LoginFlow, Node, Usage, User
 from ecrin.db import statements
 from ecrin.db.schema import app_passwords, group_members, groups, locks, login_flows, users
 from ecrin.db.sql.base import SqlTransactionBase
@@ -86,11 +86,11 @@ class SqlAccounts(SqlTransactionBase):
             update(users).where(users.c.id == user_id).values(quota_bytes=quota_bytes)
         )
 
-    async def add_usage(self, user_id: int, delta: int) -> User | None:
+    async def add_usage(self, user_id: int, delta: int) -> Usage | None:
         if not delta:
             return None
         row = await self._prepared.first(statements.ADD_USAGE, user_id=user_id, delta=delta)
-        return _user(row) if row else None
+        return Usage(row.used_bytes, row.quota_bytes) if row else None
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None:
         await self._conn.execute(
