@@ -5,23 +5,18 @@ record by the transaction that references it. One commit, whose flush concurrent
 (`db/group_commit.py`), then makes the file durable: no file to create, flush and rename, no
 folder to flush. The bytes leave with the row when the blob loses its last reference.
 
-Blob ids are the same 32 hex digits either way, so `ecrin keys encrypt-existing` can move
-such bytes into the store under their id (`move_into_store`); readers look in the row
-first, then in the store.
+Blob ids are the same 32 hex digits either way (`ShardedIds`), so `ecrin keys
+encrypt-existing` can move such bytes into the store under their id (`move_into_store`);
+readers look in the row first, then in the store.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 
 from ecrin.core.errors import StorageError
 from ecrin.db.protocol import MetadataStore
 from ecrin.storage.protocol import BlobImporter, BlobStore
-
-
-def new_inline_id() -> str:
-    return secrets.token_hex(16)
 
 
 async def read_blob(

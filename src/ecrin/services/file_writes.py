@@ -18,11 +18,11 @@ from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
-from ecrin.services.contents import new_inline_id
 from ecrin.services.locks import LockCheck
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.quota import charge_usage, check_quota
 from ecrin.services.tree import Resolved, resolve, resolve_existing
+from ecrin.storage.blob_ids import ShardedIds
 from ecrin.storage.protocol import BlobStore
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class FileWrites:
         self.metadata = metadata
         self.blobs = blobs
         self.inline_max = inline_max  # bodies up to this size go in the database
+        self.inline_ids = ShardedIds()
         self.clock = clock
         self.retention = retention
         self.notifier = notifier
@@ -142,7 +143,7 @@ class FileWrites:
         content = None
         if self.inline_max and length is not None and length <= self.inline_max:
             content = await _read_whole(body, length, digests)
-            blob_id, size = new_inline_id(), length
+            blob_id, size = self.inline_ids.new(), length
         else:
             blob_id, size = await self._store(body, length, digests)
         try:

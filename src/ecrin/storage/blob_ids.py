@@ -5,7 +5,12 @@ Ids are random, but runs of consecutive ids share their first four digits: a new
 lands in a folder that exists already. With fully random ids, nearly every blob of a young
 store created one or two folders and fsynced their parents, and creating an inode is costly
 on some file systems (ext4 took up to 0.9 ms of CPU per mkdir on the benchmark machine).
-Runs start in random folders, so the folders still fill evenly as the store grows."""
+Runs start in random folders, so the folders still fill evenly as the store grows.
+
+Small files' blobs, kept in the database (`services/contents.py`), take their ids from here
+too: the id index then grows a few pages at a time instead of at random places (with random
+ids, each small PUT dirtied pages of its own in two indexes; inserting cost twice as much
+when measured on 20,000 rows)."""
 
 from __future__ import annotations
 
