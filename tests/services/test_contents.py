@@ -35,6 +35,19 @@ async def blob_of(app: EcrinApp, path: str) -> str:
     return node.blob_id
 
 
+async def test_small_files_blob_ids_come_in_runs_that_share_a_prefix(
+    app: EcrinApp, alice: Dav
+) -> None:
+    # Neighbouring ids keep the database's id indexes growing in place (storage/blob_ids.py).
+    inline_limit(app)
+    for name in ("a", "b", "c"):
+        await alice.put(f"/{name}.txt", b"small", status=201)
+    ids = [await blob_of(app, f"/{name}.txt") for name in ("a", "b", "c")]
+    assert len(set(ids)) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len({i[:4] for i in ids}) == 1
+    assert ids[0] in await kept_in_database(app)
+
+
 async def test_small_files_live_in_the_database_and_read_back_whole_and_in_ranges(
     app: EcrinApp, alice: Dav
 ) -> None:
