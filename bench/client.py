@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-READ_CHUNK = 1024 * 1024
 # The client drops a connection idle this long, before any server's own idle timeout (uvicorn's
 # is 5 s), so a request never races a server closing an idle keep-alive connection.
 IDLE_SECONDS = 2.0
@@ -158,12 +157,16 @@ class DavClient:
         await self.request("PUT", path, (200, 201, 204), data=chunks, headers=headers)
 
     async def get(self, path: str) -> int:
-        """Download `path`, discarding the bytes; returns how many arrived."""
+        """Download `path`, discarding the bytes; returns how many arrived.
+
+        The pieces are taken as they arrive: joining them into fixed-size chunks first
+        (`iter_chunked`) copied every byte once more, and made this client the limit of a
+        large download (~600 MB/s from any server here, nginx included)."""
         received = 0
         async with self.session.get(self.url(path)) as response:
             if response.status != 200:
                 raise BenchError(f"GET {path}: HTTP {response.status}")
-            async for chunk in response.content.iter_chunked(READ_CHUNK):
+            async for chunk in response.content.iter_any():
                 received += len(chunk)
         return received
 
