@@ -87,10 +87,10 @@ class LockScope(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Lock:
-    """A WebDAV write lock on a path of one user's home (RFC 4918 section 6)."""
+    """A WebDAV write lock on a path of one user's storage (RFC 4918 section 6)."""
 
     token: str
-    owner_id: int  # whose home the lock lives in
+    owner_id: int  # whose storage the locked path is in (`services/locks.py`)
     path: tuple[str, ...]
     scope: LockScope
     depth_infinity: bool

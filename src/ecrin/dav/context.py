@@ -154,7 +154,8 @@ class DavContext:
             except (BadRequest, Forbidden):
                 return ResourceState(None, frozenset())
             node = await self.services.files.lookup(self.home, path)
-            tokens = frozenset(lock.token for lock in locks if lock.covers(path.segments))
+            seen = locks if path == self.path else await self.services.locks.active(self.home, path)
+            tokens = frozenset(lock.token for lock in seen if lock.covers(path.segments))
             return ResourceState(quoted_etag(node) if node else None, tokens)
 
         if not await evaluate(lists, state_of):
@@ -177,11 +178,12 @@ class DavContext:
         `subtree`: the write affects everything below the path (DELETE, MOVE source).
         `membership`: the write adds or removes the path in its parent, so a lock on the
         parent collection must be submitted too.
-        `locks`: the home's active locks when the caller has read them already.
+        `locks`: the path's active locks (`LockService.active`) when the caller has read
+        them already.
         """
         target = path or self.path
         if locks is None:
-            locks = await self.services.locks.active(self.home)
+            locks = await self.services.locks.active(self.home, target, subtree=subtree)
         if check_if:
             await self.check_if_header(locks)
         check = PathLockCheck(self.principal, target, frozenset(self.submitted_tokens()), subtree)

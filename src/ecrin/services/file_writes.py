@@ -18,7 +18,7 @@ from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
-from ecrin.services.locks import LockCheck
+from ecrin.services.locks import LockCheck, home_locks, locks_in_view
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.quota import charge_usage, check_quota
 from ecrin.services.tree import Resolved, resolve, resolve_existing
@@ -65,7 +65,7 @@ class UploadTarget:
     (`FileService.upload_target`)."""
 
     existing: Node | None  # the node at the path, if the user may read it
-    locks: list[Lock]  # the active locks of the user's home
+    locks: list[Lock]  # the active locks bearing on the path (`locks_in_view`)
     # Why the upload would be refused, if it would: the caller raises it once it has checked
     # what comes first (the If header, locks), then uploads with `checked=True`.
     refusal: EcrinError | None
@@ -105,14 +105,15 @@ class FileWrites:
             await _check_upload(tx, await resolve(tx, user, path, self.clock.now()), length)
 
     async def upload_target(self, user: User, path: DavPath, length: int | None) -> UploadTarget:
-        """`lookup`, the home's active locks and `check_upload_allowed`, in one transaction."""
+        """`lookup`, the locks bearing on the path and `check_upload_allowed`, in one
+        transaction."""
         now = self.clock.now()
         async with self.metadata.read() as tx:
-            active = await tx.locks(user.id, now)
             try:
                 found = await resolve(tx, user, path, now)
             except Conflict as exc:
-                return UploadTarget(None, active, exc)
+                return UploadTarget(None, await home_locks(tx, user, now), exc)
+            active = await locks_in_view(tx, user, found, now)
             existing = found.node if Permission.READ in found.permissions else None
             try:
                 await _check_upload(tx, found, length)
@@ -198,7 +199,7 @@ class FileWrites:
         content: bytes | None = None,
     ) -> UploadResult:
         """Reference a durable blob at `path`, atomically with every precondition check
-        (`lock_check` too, given the home's active locks, before any other refusal), or, with
+        (`lock_check` too, given the locks bearing on the path, before any other refusal), or, with
         `content`, record a new blob holding these bytes (`contents.py`).
 
         The previous contents, if any, become a version (the blob reference moves; no bytes
@@ -210,10 +211,10 @@ class FileWrites:
                 found = await _drop_aside(tx, await resolve(tx, user, path, now))
             except Conflict:
                 if lock_check is not None:
-                    lock_check(await tx.locks(user.id, now), True)
+                    lock_check(await home_locks(tx, user, now), True)
                 raise
             if lock_check is not None:
-                lock_check(await tx.locks(user.id, now), found.node is None)
+                lock_check(await locks_in_view(tx, user, found, now), found.node is None)
             _check_file_target(found)
             current = found.node
             (conditions or WriteConditions()).check(current)

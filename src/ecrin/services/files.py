@@ -31,6 +31,7 @@ from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.contents import read_blob
 from ecrin.services.file_writes import FileWrites, RetentionPolicy
+from ecrin.services.locks import locks_in_view
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.services.tree_operations import TreeOperations
@@ -68,7 +69,7 @@ class Listing:
     entry: Entry
     children: list[Entry]  # sorted by name
     properties: dict[int, list[DeadProperty]]  # dead properties, by node id
-    locks: list[Lock]  # the active locks of the user's home
+    locks: list[Lock]  # the active locks bearing on the path (`locks_in_view`)
     share_types: dict[int, tuple[int, ...]]  # kinds of share the user made, by node id
     user: User  # as stored now (quota, usage); a link visitor as given
 
@@ -159,7 +160,7 @@ class FileService:
             listed = await self._children(tx, user, found, now) if children else []
             ids = [entry.node.id, *(child.node.id for child in listed)]
             dead = await tx.properties_of(ids) if properties else {}
-            active = await tx.locks(user.id, now) if locks else []
+            active = await locks_in_view(tx, user, found, now) if locks else []
             types = await _share_types(tx, user, ids) if share_types else {}
             fresh = user
             if not user.is_link_visitor:

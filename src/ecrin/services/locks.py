@@ -1,4 +1,10 @@
-"""WebDAV write locks (RFC 4918 sections 6-7): conflicts, refresh, timeouts, enforcement."""
+"""WebDAV write locks (RFC 4918 sections 6-7): conflicts, refresh, timeouts, enforcement.
+
+A lock lives in the namespace of the storage its resource belongs to: a lock on a shared
+item is kept by the path from its owner's home, whoever took it and by whatever path, so
+that the owner, every recipient and a link's visitors meet the same locks. A request reads
+them translated into its own view (`LockView`), and the path-based tests below stay simple.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ecrin.core.clock import Clock
-from ecrin.core.errors import BadRequest, Conflict, Locked, PreconditionFailed
+from ecrin.core.errors import BadRequest, Conflict, Locked, NotFound, PreconditionFailed
 from ecrin.core.model import Lock, LockScope, NodeKind, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
-from ecrin.db.protocol import MetadataStore
+from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.tree import resolve
+from ecrin.services.tree import Resolved, resolve
 
 TOKEN_PREFIX = "opaquelocktoken:"
 
@@ -46,9 +52,79 @@ def check_writable(
             raise Locked(f"{path} is locked")
 
 
+@dataclass(frozen=True, slots=True)
+class LockView:
+    """Where the locks that bear on a user's path are kept: the user's own namespace (their
+    home, by path), and past a share's mount point the storage owner's, in which the shared
+    item's path is `owner_path`."""
+
+    home_id: int | None  # None: a link's visitor, who has no namespace of their own
+    mount: tuple[str, ...] | None = None  # the user's path of the shared item, if crossed
+    owner_id: int = 0
+    owner_path: tuple[str, ...] = ()
+
+    def stored_at(self, path: DavPath) -> tuple[int, tuple[str, ...]]:
+        """The namespace, and the path in it, of a lock on `path`."""
+        segments, mount = path.segments, self.mount
+        if mount is not None and segments[: len(mount)] == mount:
+            return self.owner_id, self.owner_path + segments[len(mount) :]
+        assert self.home_id is not None  # a link's visitor never leaves the link's item
+        return self.home_id, segments
+
+    def seen(self, lock: Lock) -> Lock | None:
+        """An owner's lock as this view sees it (None if it bears on nothing in view): a
+        depth-infinity lock above the shared item is seen on the item."""
+        assert self.mount is not None
+        start = len(self.owner_path)
+        if lock.path[:start] == self.owner_path:
+            return dataclasses.replace(lock, path=self.mount + lock.path[start:])
+        if lock.depth_infinity and self.owner_path[: len(lock.path)] == lock.path:
+            return dataclasses.replace(lock, path=self.mount)
+        return None
+
+
+async def lock_view(tx: MetadataTransaction, user: User, found: Resolved) -> LockView:
+    """`found`'s view: the first node along its path that is not the user's (a mount point,
+    or a link's item) is where the owner's namespace begins."""
+    home_id = None if user.is_link_visitor else user.id
+    along = (*found.ancestors, found.node) if found.node is not None else found.ancestors
+    for depth, node in enumerate(along):
+        if node.owner_id != user.id:
+            above = await tx.ancestors(node.id)  # the node first, its owner's home last
+            owner_path = tuple(reversed([n.name for n in above[:-1]]))
+            return LockView(home_id, found.path.segments[:depth], node.owner_id, owner_path)
+    return LockView(home_id)
+
+
+async def home_locks(tx: MetadataTransaction, user: User, now: float) -> list[Lock]:
+    """The locks of the user's own namespace (none for a link's visitor)."""
+    return [] if user.is_link_visitor else await tx.locks(user.id, now)
+
+
+async def view_locks(tx: MetadataTransaction, view: LockView, now: float) -> list[Lock]:
+    """The active locks that bear on the paths of `view`, as it names them."""
+    seen = [] if view.home_id is None else await tx.locks(view.home_id, now)
+    if view.mount is not None:
+        owners = await tx.locks(view.owner_id, now)
+        seen += [lock for lock in map(view.seen, owners) if lock is not None]
+    return seen
+
+
+async def locks_in_view(
+    tx: MetadataTransaction, user: User, found: Resolved, now: float
+) -> list[Lock]:
+    """The active locks on `found`'s path, above it and below it, as the user names them."""
+    seen = await view_locks(tx, await lock_view(tx, user, found), now)
+    if found.node is not None and Permission.READ not in found.permissions:
+        # A file drop's visitor learns nothing of what is in it, its locks included.
+        seen = [lock for lock in seen if not _at_or_below(lock.path, found.path.segments)]
+    return seen
+
+
 LockCheck = Callable[[list[Lock], bool], None]
-"""A write's lock test, for a service to run inside its own transaction: given the home's
-active locks and whether the write adds a name to its folder, raise Locked or return."""
+"""A write's lock test, for a service to run inside its own transaction: given the locks
+bearing on the path (`locks_in_view`) and whether the write adds a name to its folder, raise
+Locked or return."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +157,20 @@ class LockService:
             return self.default_timeout
         return max(1, min(requested, self.max_timeout))
 
-    async def active(self, home: User) -> list[Lock]:
-        async with self.metadata.read() as tx:
-            return await tx.locks(home.id, self.clock.now())
+    async def active(self, home: User, path: DavPath, *, subtree: bool = False) -> list[Lock]:
+        """The active locks on `path`, above it and below it, as `home` names them.
 
-    async def locks_on(self, home: User, path: DavPath) -> list[Lock]:
-        """Locks that apply to `path` (on it, or inherited from a depth-infinity ancestor)."""
-        return [lock for lock in await self.active(home) if lock.covers(path.segments)]
+        `subtree`: for a write that removes the path with what is below it (DELETE, MOVE),
+        which at a mount point removes the user's mount, not the shared item."""
+        now = self.clock.now()
+        async with self.metadata.read() as tx:
+            try:
+                found = await resolve(tx, home, path, now)
+            except Conflict:  # no parent: only the user's own locks can bear on it
+                return await home_locks(tx, home, now)
+            if subtree and found.mount is not None:
+                return await home_locks(tx, home, now)
+            return await locks_in_view(tx, home, found, now)
 
     async def lock(
         self, home: User, principal: User, path: DavPath, request: LockRequest
@@ -111,11 +194,12 @@ class LockService:
         )
         async with self.metadata.write() as tx:
             await tx.delete_expired_locks(now)
-            for other in await tx.locks(home.id, now):
+            found = await resolve(tx, home, path, now)
+            view = await lock_view(tx, home, found)
+            for other in await view_locks(tx, view, now):
                 overlaps = other.covers(path.segments) or lock.covers(other.path)
                 if overlaps and LockScope.EXCLUSIVE in (other.scope, lock.scope):
                     raise Locked(f"{path} is already locked", condition="no-conflicting-lock")
-            found = await resolve(tx, home, path, now)
             created = found.node is None
             if created:
                 found.require(Permission.CREATE, on_parent=True)
@@ -131,7 +215,8 @@ class LockService:
                 await propagate_change(tx, found.parent.id)
             else:
                 found.require(Permission.UPDATE)
-            await tx.insert_lock(lock)
+            owner_id, stored_path = view.stored_at(path)
+            await tx.insert_lock(dataclasses.replace(lock, owner_id=owner_id, path=stored_path))
         return lock, created
 
     async def refresh(
@@ -139,7 +224,7 @@ class LockService:
     ) -> Lock:
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            for lock in await tx.locks(home.id, now):
+            for lock in await self._in_view(tx, home, path, now):
                 if lock.token in tokens and lock.covers(path.segments):
                     granted = self._timeout(seconds)
                     await tx.refresh_lock(lock.token, granted, now + granted)
@@ -154,7 +239,7 @@ class LockService:
     async def unlock(self, home: User, path: DavPath, token: str) -> None:
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            for lock in await tx.locks(home.id, now):
+            for lock in await self._in_view(tx, home, path, now):
                 if lock.token == token and lock.covers(path.segments):
                     await tx.delete_lock(token)
                     return
@@ -164,11 +249,33 @@ class LockService:
         )
 
     async def remove_below(self, home: User, path: DavPath) -> None:
-        """Drop the locks rooted at or below a path (after it was deleted or moved away)."""
+        """Drop the locks rooted at or below a path (after it was deleted or moved away):
+        seen from its parent, which is still there, and through which a mount point's own
+        removal leaves the owner's locks alone."""
+        if path.is_root:
+            return
+        now = self.clock.now()
         async with self.metadata.write() as tx:
-            for lock in await tx.locks(home.id, self.clock.now()):
-                if DavPath(lock.path) == path or path.is_ancestor_of(DavPath(lock.path)):
+            try:
+                view = await lock_view(tx, home, await resolve(tx, home, path.parent, now))
+            except (Conflict, NotFound):  # gone too: only the user's own locks remain
+                if home.is_link_visitor:
+                    return
+                view = LockView(home.id)
+            owner_id, stored_path = view.stored_at(path)
+            for lock in await tx.locks(owner_id, now):
+                if _at_or_below(lock.path, stored_path):
                     await tx.delete_lock(lock.token)
+
+    @staticmethod
+    async def _in_view(
+        tx: MetadataTransaction, home: User, path: DavPath, now: float
+    ) -> list[Lock]:
+        return await locks_in_view(tx, home, await resolve(tx, home, path, now), now)
+
+
+def _at_or_below(path: tuple[str, ...], root: tuple[str, ...]) -> bool:
+    return path[: len(root)] == root
 
 
 def parse_timeout(header: str | None) -> int | None:

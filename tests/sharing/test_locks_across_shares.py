@@ -1,0 +1,112 @@
+"""WebDAV locks on shared items: the owner, every recipient and a link's visitors see and
+respect the same locks, whatever path each reaches the item by."""
+
+from __future__ import annotations
+
+from tests.dav.test_locks import active_tokens, lock
+from tests.sharing.helpers import link_dav, share
+from tests.support import Dav
+
+EDIT = 15  # read, update, create, delete
+
+
+async def shared_project(alice: Dav, bob: Dav, where: str = "/proj") -> None:
+    await alice.mkcol(where)
+    await alice.put(f"{where}/doc.odt", b"v1", status=201)
+    await share(alice, where, 0, shareWith="bob", permissions=EDIT)
+
+
+async def test_the_owners_lock_holds_for_a_recipient(alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    token = await lock(alice, "/proj/doc.odt")
+    assert await active_tokens(bob, "/proj/doc.odt") == {token}
+    await bob.put("/proj/doc.odt", b"bob's", status=423)
+    await bob.delete("/proj/doc.odt", status=423)
+    await bob.move("/proj/doc.odt", "/proj/renamed.odt", status=423)
+    await lock(bob, "/proj/doc.odt", status=423)
+    # The token is the owner's: submitting it does not make bob its holder.
+    await bob.put("/proj/doc.odt", b"bob's", status=423, **{"If": f"(<{token}>)"})
+    assert (await alice.get("/proj/doc.odt")).content == b"v1"
+
+    await alice.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{token}>"})
+    await bob.put("/proj/doc.odt", b"bob's", status=204)
+
+
+async def test_a_recipients_lock_holds_for_the_owner(alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    token = await lock(bob, "/proj/doc.odt")
+    assert await active_tokens(alice, "/proj/doc.odt") == {token}
+    await alice.put("/proj/doc.odt", b"alice's", status=423)
+    await lock(alice, "/proj", depth="infinity", status=423)
+    await bob.put("/proj/doc.odt", b"bob's", status=204, **{"If": f"(<{token}>)"})
+    # Refreshed and released through the recipient's path.
+    refreshed = await bob.request(
+        "LOCK", "/proj/doc.odt", headers={"If": f"(<{token}>)", "Timeout": "Second-60"}
+    )
+    assert refreshed.status_code == 200 and "Second-60" in refreshed.text
+    await bob.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{token}>"}, status=204)
+    await alice.put("/proj/doc.odt", b"alice's", status=204)
+
+
+async def test_a_lock_above_the_shared_folder_covers_it(alice: Dav, bob: Dav) -> None:
+    await alice.mkcol("/work")
+    await shared_project(alice, bob, "/work/proj")
+    token = await lock(alice, "/work", depth="infinity")
+    assert await active_tokens(bob, "/proj") == {token}
+    assert await active_tokens(bob, "/proj/doc.odt") == {token}
+    await bob.put("/proj/new.txt", b"new", status=423)
+    await bob.mkcol("/proj/sub", status=423)
+    await bob.put("/proj/doc.odt", b"changed", status=423)
+
+
+async def test_a_depth_infinity_lock_on_the_shared_folder_covers_new_members(
+    alice: Dav, bob: Dav
+) -> None:
+    await shared_project(alice, bob)
+    token = await lock(bob, "/proj", depth="infinity")
+    await alice.put("/proj/new.txt", b"new", status=423)
+    await alice.mkcol("/proj/sub", status=423)
+    await bob.put("/proj/new.txt", b"new", status=201, **{"If": f"(<{token}>)"})
+    # A large body takes the other road (the checks before the body is read).
+    large = b"x" * 300_000
+    await alice.put("/proj/big.bin", large, status=423)
+    await bob.put("/proj/big.bin", large, status=201, **{"If": f"(<{token}>)"})
+
+
+async def test_moving_the_mount_point_keeps_the_owners_locks(alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    token = await lock(alice, "/proj/doc.odt")
+    await bob.move("/proj", "/renamed", status=201)
+    assert await active_tokens(bob, "/renamed/doc.odt") == {token}
+    await bob.put("/renamed/doc.odt", b"bob's", status=423)
+    await alice.put("/proj/doc.odt", b"alice's", status=204, **{"If": f"(<{token}>)"})
+
+
+async def test_deleting_a_locked_shared_file_with_its_token_drops_the_lock(
+    alice: Dav, bob: Dav
+) -> None:
+    await shared_project(alice, bob)
+    token = await lock(bob, "/proj/doc.odt")
+    await bob.delete("/proj/doc.odt", **{"If": f"(<{token}>)"})
+    await alice.put("/proj/doc.odt", b"a new one", status=201)
+    assert await active_tokens(alice, "/proj/doc.odt") == set()
+
+
+async def test_link_visitors_meet_the_same_locks(alice: Dav, bob: Dav) -> None:
+    await alice.mkcol("/pub")
+    await alice.put("/pub/a.txt", b"a", status=201)
+    await alice.put("/pub/b.txt", b"b", status=201)
+    await share(alice, "/pub", 0, shareWith="bob", permissions=EDIT)
+    link = await share(alice, "/pub", 3, permissions=EDIT)
+    visitor = link_dav(alice.client, link["token"])
+
+    owners = await lock(alice, "/pub/a.txt")
+    recipients = await lock(bob, "/pub/b.txt")
+    assert await active_tokens(visitor, "/a.txt") == {owners}
+    assert await active_tokens(visitor, "/b.txt") == {recipients}
+    await visitor.put("/a.txt", b"visitor's", status=423)
+    await visitor.put("/b.txt", b"x" * 300_000, status=423)
+    await visitor.delete("/b.txt", status=423)
+    await visitor.put("/c.txt", b"new", status=201)
+    # An anonymous visitor has no identity to hold a lock by.
+    await lock(visitor, "/c.txt", status=405)
