@@ -114,6 +114,8 @@ async def locks_in_view(
     tx: MetadataTransaction, user: User, found: Resolved, now: float
 ) -> list[Lock]:
     """The active locks on `found`'s path, above it and below it, as the user names them."""
+    if found.share is None:  # no share crossed: the user's own namespace (the common case)
+        return await tx.locks(user.id, now)
     seen = await view_locks(tx, await lock_view(tx, user, found), now)
     if found.node is not None and Permission.READ not in found.permissions:
         # A file drop's visitor learns nothing of what is in it, its locks included.
