@@ -3,9 +3,10 @@ respect the same locks, whatever path each reaches the item by."""
 
 from __future__ import annotations
 
+from ecrin.app import EcrinApp
 from tests.dav.test_locks import active_tokens, lock
 from tests.sharing.helpers import link_dav, share
-from tests.support import Dav
+from tests.support import PASSWORD, Dav
 
 EDIT = 15  # read, update, create, delete
 
@@ -110,3 +111,25 @@ async def test_link_visitors_meet_the_same_locks(alice: Dav, bob: Dav) -> None:
     await visitor.put("/c.txt", b"new", status=201)
     # An anonymous visitor has no identity to hold a lock by.
     await lock(visitor, "/c.txt", status=405)
+
+
+async def test_a_reshare_meets_the_same_locks(app: EcrinApp, alice: Dav, bob: Dav) -> None:
+    await app.runtime.services.accounts.create_user("carol", PASSWORD)
+    carol = Dav(alice.client, "carol", PASSWORD)
+    await alice.mkcol("/proj")
+    await alice.mkcol("/proj/sub")
+    await alice.put("/proj/sub/doc.odt", b"v1", status=201)
+    await share(alice, "/proj", 0, shareWith="bob", permissions=EDIT | 16)
+    await share(bob, "/proj/sub", 0, shareWith="carol", permissions=EDIT)
+
+    owners = await lock(alice, "/proj/sub/doc.odt")
+    assert await active_tokens(carol, "/sub/doc.odt") == {owners}
+    await carol.put("/sub/doc.odt", b"carol's", status=423)
+
+    await lock(carol, "/sub", depth="infinity", status=423)  # alice's lock is inside
+
+    await alice.request("UNLOCK", "/proj/sub/doc.odt", headers={"Lock-Token": f"<{owners}>"})
+    carols = await lock(carol, "/sub", depth="infinity")
+    await bob.put("/proj/sub/new.txt", b"new", status=423)
+    await alice.mkcol("/proj/sub/dir", status=423)
+    assert await active_tokens(bob, "/proj/sub/doc.odt") == {carols}
