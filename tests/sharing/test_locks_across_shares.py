@@ -54,6 +54,9 @@ async def test_a_lock_above_the_shared_folder_covers_it(alice: Dav, bob: Dav) ->
     await shared_project(alice, bob, "/work/proj")
     token = await lock(alice, "/work", depth="infinity")
     assert await active_tokens(bob, "/proj") == {token}
+    # Listed with the folder that holds the mount point, too.
+    listing = await bob.propfind("/", ["d:lockdiscovery"], depth="1")
+    assert listing.text.count(token) == 1 and "/bob/proj/" in listing.text
     assert await active_tokens(bob, "/proj/doc.odt") == {token}
     await bob.put("/proj/new.txt", b"new", status=423)
     await bob.mkcol("/proj/sub", status=423)

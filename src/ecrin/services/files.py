@@ -31,7 +31,7 @@ from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.contents import read_blob
 from ecrin.services.file_writes import FileWrites, RetentionPolicy
-from ecrin.services.locks import locks_in_view
+from ecrin.services.locks import locks_in_view, locks_on_mount_points
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.services.tree_operations import TreeOperations
@@ -160,7 +160,11 @@ class FileService:
             listed = await self._children(tx, user, found, now) if children else []
             ids = [entry.node.id, *(child.node.id for child in listed)]
             dead = await tx.properties_of(ids) if properties else {}
-            active = await locks_in_view(tx, user, found, now) if locks else []
+            active = []
+            if locks:
+                active = await locks_in_view(tx, user, found, now)
+                mounted = [(path.child(e.name), e.node) for e in listed if e.is_mount_point]
+                active += await locks_on_mount_points(tx, user, mounted, now)
             types = await _share_types(tx, user, ids) if share_types else {}
             fresh = user
             if not user.is_link_visitor:

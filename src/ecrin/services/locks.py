@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ecrin.core.clock import Clock
 from ecrin.core.errors import BadRequest, Conflict, Locked, NotFound, PreconditionFailed
-from ecrin.core.model import Lock, LockScope, NodeKind, User
+from ecrin.core.model import Lock, LockScope, Node, NodeKind, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
@@ -86,14 +86,33 @@ class LockView:
 async def lock_view(tx: MetadataTransaction, user: User, found: Resolved) -> LockView:
     """`found`'s view: the first node along its path that is not the user's (a mount point,
     or a link's item) is where the owner's namespace begins."""
-    home_id = None if user.is_link_visitor else user.id
     along = (*found.ancestors, found.node) if found.node is not None else found.ancestors
     for depth, node in enumerate(along):
         if node.owner_id != user.id:
-            above = await tx.ancestors(node.id)  # the node first, its owner's home last
-            owner_path = tuple(reversed([n.name for n in above[:-1]]))
-            return LockView(home_id, found.path.segments[:depth], node.owner_id, owner_path)
-    return LockView(home_id)
+            return await _entered_at(tx, user, found.path.segments[:depth], node)
+    return LockView(None if user.is_link_visitor else user.id)
+
+
+async def _entered_at(
+    tx: MetadataTransaction, user: User, mount: tuple[str, ...], node: Node
+) -> LockView:
+    """The view of a user who reaches someone else's `node` at the path `mount`."""
+    above = await tx.ancestors(node.id)  # the node first, its owner's home last
+    owner_path = tuple(reversed([n.name for n in above[:-1]]))
+    return LockView(None if user.is_link_visitor else user.id, mount, node.owner_id, owner_path)
+
+
+async def locks_on_mount_points(
+    tx: MetadataTransaction, user: User, mounts: list[tuple[DavPath, Node]], now: float
+) -> list[Lock]:
+    """The owners' locks bearing on mount points listed in their folder, whose own view
+    (`locks_in_view`) does not cross them: those on each shared item and below it, and
+    those of depth infinity above it, as the user names them."""
+    seen: list[Lock] = []
+    for path, node in mounts:
+        view = await _entered_at(tx, user, path.segments, node)
+        seen += [lock for lock in map(view.seen, await tx.locks(node.owner_id, now)) if lock]
+    return seen
 
 
 async def home_locks(tx: MetadataTransaction, user: User, now: float) -> list[Lock]:
