@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ecrin.app import EcrinApp
 from tests.dav.test_locks import active_tokens, lock
-from tests.sharing.helpers import link_dav, share
+from tests.sharing.helpers import link_dav, ocs, share
 from tests.support import PASSWORD, Dav
 
 EDIT = 15  # read, update, create, delete
@@ -136,3 +136,24 @@ async def test_a_reshare_meets_the_same_locks(app: EcrinApp, alice: Dav, bob: Da
     await bob.put("/proj/sub/new.txt", b"new", status=423)
     await alice.mkcol("/proj/sub/dir", status=423)
     assert await active_tokens(bob, "/proj/sub/doc.odt") == {carols}
+
+
+async def test_a_recipients_lock_does_not_outlive_them(app: EcrinApp, alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    await lock(bob, "/proj/doc.odt", lock_timeout="Second-86400")
+    await app.runtime.services.accounts.delete_user("bob")
+    assert await active_tokens(alice, "/proj/doc.odt") == set()
+    await alice.put("/proj/doc.odt", b"alice's", status=204)
+
+
+async def test_the_owner_can_release_a_lock_left_behind(alice: Dav, bob: Dav) -> None:
+    """A recipient who loses the share leaves their locks; its owner sees their tokens, and
+    releases them with UNLOCK."""
+    await shared_project(alice, bob)
+    await lock(bob, "/proj/doc.odt")
+    shares = await ocs(alice, "GET", "/shares")
+    await ocs(alice, "DELETE", f"/shares/{shares[0]['id']}")
+    (left,) = await active_tokens(alice, "/proj/doc.odt")
+    await alice.put("/proj/doc.odt", b"alice's", status=423)
+    await alice.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{left}>"}, status=204)
+    await alice.put("/proj/doc.odt", b"alice's", status=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ecrin.core.errors import Conflict, StorageError
@@ -111,7 +111,9 @@ class SqlAccounts(SqlTransactionBase):
         if row is not None and row[0] is not None:
             released += await self.delete_subtree(row[0])
         released += await self._delete_upload_sessions_of(user_id)
-        await self._conn.execute(delete(locks).where(locks.c.owner_id == user_id))
+        # Their locks, and those they hold on others' shared items.
+        held = or_(locks.c.owner_id == user_id, locks.c.principal_id == user_id)
+        await self._conn.execute(delete(locks).where(held))
         await self._conn.execute(delete(app_passwords).where(app_passwords.c.user_id == user_id))
         await self._conn.execute(delete(users).where(users.c.id == user_id))
         return released
