@@ -157,3 +157,26 @@ async def test_the_owner_can_release_a_lock_left_behind(alice: Dav, bob: Dav) ->
     await alice.put("/proj/doc.odt", b"alice's", status=423)
     await alice.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{left}>"}, status=204)
     await alice.put("/proj/doc.odt", b"alice's", status=204)
+
+
+async def test_only_the_holder_or_the_owner_removes_a_lock(
+    app: EcrinApp, alice: Dav, bob: Dav
+) -> None:
+    await app.runtime.services.accounts.create_user("carol", PASSWORD)
+    carol = Dav(alice.client, "carol", PASSWORD)
+    await shared_project(alice, bob)
+    await share(alice, "/proj", 0, shareWith="carol", permissions=1)  # read only
+
+    owners = await lock(alice, "/proj/doc.odt")
+    for someone in (bob, carol):
+        refused = await someone.request(
+            "UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{owners}>"}, status=403
+        )
+        assert "holder" in refused.text
+    await alice.request(
+        "UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{owners}>"}, status=204
+    )
+
+    bobs = await lock(bob, "/proj/doc.odt")
+    await carol.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{bobs}>"}, status=403)
+    await alice.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{bobs}>"}, status=204)

@@ -77,5 +77,6 @@ async def handle_unlock(ctx: DavContext) -> Response:
     if not raw:
         raise BadRequest("UNLOCK needs a Lock-Token header")
     await ctx.services.files.stat(ctx.home, ctx.path)
-    await ctx.services.locks.unlock(ctx.home, ctx.path, raw.strip().strip("<>"))
+    token = raw.strip().strip("<>")
+    await ctx.services.locks.unlock(ctx.home, ctx.principal, ctx.path, token)
     return empty(204)

@@ -14,7 +14,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from ecrin.core.clock import Clock
-from ecrin.core.errors import BadRequest, Conflict, Locked, NotFound, PreconditionFailed
+from ecrin.core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Locked,
+    NotFound,
+    PreconditionFailed,
+)
 from ecrin.core.model import Lock, LockScope, Node, NodeKind, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
@@ -245,7 +252,8 @@ class LockService:
     ) -> Lock:
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            for lock in await self._in_view(tx, home, path, now):
+            found = await resolve(tx, home, path, now)
+            for lock in await locks_in_view(tx, home, found, now):
                 if lock.token in tokens and lock.covers(path.segments):
                     granted = self._timeout(seconds)
                     await tx.refresh_lock(lock.token, granted, now + granted)
@@ -257,11 +265,16 @@ class LockService:
             condition="lock-token-matches-request-uri",
         )
 
-    async def unlock(self, home: User, path: DavPath, token: str) -> None:
+    async def unlock(self, home: User, principal: User, path: DavPath, token: str) -> None:
+        """Remove a lock: its holder may, and so may the owner of the locked item (to clear
+        a lock a former recipient left behind), no one else."""
         now = self.clock.now()
         async with self.metadata.write() as tx:
-            for lock in await self._in_view(tx, home, path, now):
+            found = await resolve(tx, home, path, now)
+            for lock in await locks_in_view(tx, home, found, now):
                 if lock.token == token and lock.covers(path.segments):
+                    if principal.id not in (lock.principal_id, found.storage_owner_id):
+                        raise Forbidden("only its holder or the item's owner may remove a lock")
                     await tx.delete_lock(token)
                     return
         raise Conflict(
@@ -287,12 +300,6 @@ class LockService:
             for lock in await tx.locks(owner_id, now):
                 if _at_or_below(lock.path, stored_path):
                     await tx.delete_lock(lock.token)
-
-    @staticmethod
-    async def _in_view(
-        tx: MetadataTransaction, home: User, path: DavPath, now: float
-    ) -> list[Lock]:
-        return await locks_in_view(tx, home, await resolve(tx, home, path, now), now)
 
 
 def _at_or_below(path: tuple[str, ...], root: tuple[str, ...]) -> bool:
