@@ -169,6 +169,7 @@ async def test_only_the_holder_or_the_owner_removes_a_lock(
 
     owners = await lock(alice, "/proj/doc.odt")
     for someone in (bob, carol):
+        await someone.request("LOCK", "/proj/doc.odt", headers={"If": f"(<{owners}>)"}, status=412)
         refused = await someone.request(
             "UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{owners}>"}, status=403
         )

@@ -58,7 +58,7 @@ async def handle_lock(ctx: DavContext) -> Response:
         tokens = ctx.submitted_tokens()
         if not tokens:
             raise BadRequest("a lock refresh needs the lock token in an If header")
-        lock = await ctx.services.locks.refresh(ctx.home, ctx.path, tokens, timeout)
+        lock = await ctx.services.locks.refresh(ctx.home, ctx.principal, ctx.path, tokens, timeout)
         return xml_response(_lock_body(ctx, lock), 200)
     depth = ctx.depth("infinity", ("0", "infinity"))
     request = parse_lockinfo(ctx.parse(body), depth == "infinity")

@@ -248,20 +248,27 @@ class LockService:
         return lock, created
 
     async def refresh(
-        self, home: User, path: DavPath, tokens: Collection[str], seconds: int | None
+        self,
+        home: User,
+        principal: User,
+        path: DavPath,
+        tokens: Collection[str],
+        seconds: int | None,
     ) -> Lock:
+        """Extend a lock of the principal's whose token was submitted."""
         now = self.clock.now()
         async with self.metadata.write() as tx:
             found = await resolve(tx, home, path, now)
             for lock in await locks_in_view(tx, home, found, now):
-                if lock.token in tokens and lock.covers(path.segments):
+                held = lock.principal_id == principal.id
+                if held and lock.token in tokens and lock.covers(path.segments):
                     granted = self._timeout(seconds)
                     await tx.refresh_lock(lock.token, granted, now + granted)
                     return dataclasses.replace(
                         lock, timeout_seconds=granted, expires_at=now + granted
                     )
         raise PreconditionFailed(
-            "no lock matching the submitted token covers this resource",
+            "no lock of yours matching the submitted token covers this resource",
             condition="lock-token-matches-request-uri",
         )
 
