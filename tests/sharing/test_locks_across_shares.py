@@ -6,7 +6,7 @@ from __future__ import annotations
 from ecrin.app import EcrinApp
 from tests.dav.test_locks import active_tokens, lock
 from tests.sharing.helpers import link_dav, ocs, share
-from tests.support import PASSWORD, Dav
+from tests.support import PASSWORD, Dav, hrefs
 
 EDIT = 15  # read, update, create, delete
 
@@ -181,3 +181,29 @@ async def test_only_the_holder_or_the_owner_removes_a_lock(
     bobs = await lock(bob, "/proj/doc.odt")
     await carol.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{bobs}>"}, status=403)
     await alice.request("UNLOCK", "/proj/doc.odt", headers={"Lock-Token": f"<{bobs}>"}, status=204)
+
+
+async def test_restoring_a_version_respects_others_locks(alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    await alice.put("/proj/doc.odt", b"v2", status=204)
+    file_id = await alice.prop("/proj/doc.odt", "oc:fileid")
+    listing = await alice.client.request(
+        "PROPFIND", f"/remote.php/dav/versions/alice/versions/{file_id}", auth=alice.auth
+    )
+    (version_id,) = [h.rstrip("/").rsplit("/", 1)[-1] for h in hrefs(listing)[1:]]
+
+    async def restore(dav: Dav, status: int) -> None:
+        versions = f"/remote.php/dav/versions/{dav.user}"
+        response = await dav.client.request(
+            "MOVE",
+            f"{versions}/versions/{file_id}/{version_id}",
+            auth=dav.auth,
+            headers={"Destination": f"{versions}/restore/target"},
+        )
+        assert response.status_code == status, response.text
+
+    await lock(bob, "/proj/doc.odt")
+    await restore(alice, 423)
+    assert (await alice.get("/proj/doc.odt")).content == b"v2"
+    await restore(bob, 204)  # the holder has no token to send here, and needs none
+    assert (await alice.get("/proj/doc.odt")).content == b"v1"

@@ -104,9 +104,14 @@ async def _entered_at(
     tx: MetadataTransaction, user: User, mount: tuple[str, ...], node: Node
 ) -> LockView:
     """The view of a user who reaches someone else's `node` at the path `mount`."""
-    above = await tx.ancestors(node.id)  # the node first, its owner's home last
-    owner_path = tuple(reversed([n.name for n in above[:-1]]))
+    owner_path = await _owner_path(tx, node)
     return LockView(None if user.is_link_visitor else user.id, mount, node.owner_id, owner_path)
+
+
+async def _owner_path(tx: MetadataTransaction, node: Node) -> tuple[str, ...]:
+    """Where `node` lies in its owner's home."""
+    above = await tx.ancestors(node.id)  # the node first, its owner's home last
+    return tuple(reversed([n.name for n in above[:-1]]))
 
 
 async def locks_on_mount_points(
@@ -147,6 +152,20 @@ async def locks_in_view(
         # A file drop's visitor learns nothing of what is in it, its locks included.
         seen = [lock for lock in seen if not _at_or_below(lock.path, found.path.segments)]
     return seen
+
+
+async def check_not_locked_by_others(
+    tx: MetadataTransaction, principal: User, node: Node, now: float
+) -> None:
+    """For a write found by file id, which has no path to submit tokens for (a version's
+    restore): Locked if anyone but `principal` holds a lock covering `node`."""
+    active = await tx.locks(node.owner_id, now)
+    if not active:
+        return
+    path = await _owner_path(tx, node)
+    for lock in active:
+        if lock.covers(path) and lock.principal_id != principal.id:
+            raise Locked(f"{'/'.join(path)} is locked by someone else")
 
 
 LockCheck = Callable[[list[Lock], bool], None]

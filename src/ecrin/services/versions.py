@@ -9,6 +9,7 @@ from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.files import FileService
+from ecrin.services.locks import check_not_locked_by_others
 from ecrin.services.quota import charge_usage
 from ecrin.services.tree import share_permissions
 
@@ -65,6 +66,7 @@ class VersionService:
             version = await tx.version(version_id)
             if version is None or version.node_id != node.id:
                 raise NotFound("no such version")
+            await check_not_locked_by_others(tx, user, node, now)
             delta = version.size - node.size
             await charge_usage(tx, node.owner_id, delta)
             if node.blob_id:
