@@ -207,3 +207,25 @@ async def test_restoring_a_version_respects_others_locks(alice: Dav, bob: Dav) -
     assert (await alice.get("/proj/doc.odt")).content == b"v2"
     await restore(bob, 204)  # the holder has no token to send here, and needs none
     assert (await alice.get("/proj/doc.odt")).content == b"v1"
+
+
+async def test_restoring_from_the_trash_respects_others_locks(alice: Dav, bob: Dav) -> None:
+    await shared_project(alice, bob)
+    await alice.put("/proj/old.txt", b"old", status=201)
+    await alice.delete("/proj/old.txt")
+    trash = "/remote.php/dav/trashbin/alice/trash"
+    listing = await alice.client.request("PROPFIND", trash, auth=alice.auth)
+    (item,) = [h for h in hrefs(listing) if h.rstrip("/") != trash]
+    destination = f"/remote.php/dav/trashbin/alice/restore/{item.rsplit('/', 1)[1]}"
+
+    async def restore(status: int) -> None:
+        response = await alice.client.request(
+            "MOVE", item, auth=alice.auth, headers={"Destination": destination}
+        )
+        assert response.status_code == status, response.text
+
+    token = await lock(bob, "/proj")  # depth 0: the folder's members
+    await restore(423)
+    await bob.request("UNLOCK", "/proj", headers={"Lock-Token": f"<{token}>"}, status=204)
+    await restore(201)
+    assert (await bob.get("/proj/old.txt")).content == b"old"

@@ -16,6 +16,7 @@ from ecrin.core.paths import DavPath
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
 from ecrin.services.files import FileService
+from ecrin.services.locks import check_not_locked_by_others
 from ecrin.services.quota import charge_usage
 
 
@@ -59,6 +60,7 @@ class TrashService:
         async with self.metadata.write() as tx:
             item, node = await self._owned(tx, user, item_id)
             parent = await self._restore_parent(tx, user, item)
+            await check_not_locked_by_others(tx, user, parent, self.clock.now())
             name = await _free_name(tx, user, parent, item.original_name)
             await charge_usage(tx, user.id, node.size)
             await tx.move_node(node.id, parent.id, name)
