@@ -78,16 +78,17 @@ class LockView:
         assert self.home_id is not None  # a link's visitor never leaves the link's item
         return self.home_id, segments
 
-    def seen(self, lock: Lock) -> Lock | None:
-        """An owner's lock as this view sees it (None if it bears on nothing in view): a
+    def seen(self, owners: list[Lock]) -> list[Lock]:
+        """The owner's locks that bear on something in view, as this view names them: a
         depth-infinity lock above the shared item is seen on the item."""
         assert self.mount is not None
-        start = len(self.owner_path)
-        if lock.path[:start] == self.owner_path:
-            return dataclasses.replace(lock, path=self.mount + lock.path[start:])
-        if lock.depth_infinity and self.owner_path[: len(lock.path)] == lock.path:
-            return dataclasses.replace(lock, path=self.mount)
-        return None
+        mount, start, seen = self.mount, len(self.owner_path), []
+        for lock in owners:
+            if lock.path[:start] == self.owner_path:
+                seen.append(dataclasses.replace(lock, path=mount + lock.path[start:]))
+            elif lock.depth_infinity and self.owner_path[: len(lock.path)] == lock.path:
+                seen.append(dataclasses.replace(lock, path=mount))
+        return seen
 
 
 async def lock_view(tx: MetadataTransaction, user: User, found: Resolved) -> LockView:
@@ -123,7 +124,7 @@ async def locks_on_mount_points(
     seen: list[Lock] = []
     for path, node in mounts:
         view = await _entered_at(tx, user, path.segments, node)
-        seen += [lock for lock in map(view.seen, await tx.locks(node.owner_id, now)) if lock]
+        seen += view.seen(await tx.locks(node.owner_id, now))
     return seen
 
 
@@ -136,8 +137,7 @@ async def view_locks(tx: MetadataTransaction, view: LockView, now: float) -> lis
     """The active locks that bear on the paths of `view`, as it names them."""
     seen = [] if view.home_id is None else await tx.locks(view.home_id, now)
     if view.mount is not None:
-        owners = await tx.locks(view.owner_id, now)
-        seen += [lock for lock in map(view.seen, owners) if lock is not None]
+        seen += view.seen(await tx.locks(view.owner_id, now))
     return seen
 
 
@@ -157,15 +157,15 @@ async def locks_in_view(
 async def check_not_locked_by_others(
     tx: MetadataTransaction, principal: User, node: Node, now: float
 ) -> None:
-    """For a write found by file id, which has no path to submit tokens for (a version's
-    restore): Locked if anyone but `principal` holds a lock covering `node`."""
+    """For a write with no path to submit tokens for (restoring a version, or an item from
+    the trash): Locked if anyone but `principal` holds a lock covering `node`."""
     active = await tx.locks(node.owner_id, now)
     if not active:
         return
     path = await _owner_path(tx, node)
     for lock in active:
         if lock.covers(path) and lock.principal_id != principal.id:
-            raise Locked(f"{'/'.join(path)} is locked by someone else")
+            raise Locked(f"{node.name or 'this folder'} is locked by someone else")
 
 
 LockCheck = Callable[[list[Lock], bool], None]
