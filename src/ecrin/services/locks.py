@@ -27,7 +27,7 @@ from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.tree import Resolved, resolve
+from ecrin.services.tree import Resolved, path_in_home, resolve
 
 TOKEN_PREFIX = "opaquelocktoken:"
 
@@ -105,14 +105,8 @@ async def _entered_at(
     tx: MetadataTransaction, user: User, mount: tuple[str, ...], node: Node
 ) -> LockView:
     """The view of a user who reaches someone else's `node` at the path `mount`."""
-    owner_path = await _owner_path(tx, node)
+    owner_path = (await path_in_home(tx, node.id)).segments
     return LockView(None if user.is_link_visitor else user.id, mount, node.owner_id, owner_path)
-
-
-async def _owner_path(tx: MetadataTransaction, node: Node) -> tuple[str, ...]:
-    """Where `node` lies in its owner's home."""
-    above = await tx.ancestors(node.id)  # the node first, its owner's home last
-    return tuple(reversed([n.name for n in above[:-1]]))
 
 
 async def locks_on_mount_points(
@@ -162,7 +156,7 @@ async def check_not_locked_by_others(
     active = await tx.locks(node.owner_id, now)
     if not active:
         return
-    path = await _owner_path(tx, node)
+    path = (await path_in_home(tx, node.id)).segments
     for lock in active:
         if lock.covers(path) and lock.principal_id != principal.id:
             raise Locked(f"{node.name or 'this folder'} is locked by someone else")

@@ -34,7 +34,7 @@ from ecrin.core.paths import DavPath
 from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
 from ecrin.services.changes import propagate_change
-from ecrin.services.tree import resolve_existing, share_permissions
+from ecrin.services.tree import path_in_home, resolve_existing, share_permissions
 
 LINK_TOKEN_BYTES = 12
 LINK_COOKIE = "ecrin_link"  # holds `link_proof` for the browser page and its uploads
@@ -280,9 +280,9 @@ class SharingService:
         """The item's path as `user` sees it: in their home, or where the share is mounted."""
         for mount in await tx.mounts_of_user(user.id):
             if mount.share_id == share.id:
-                return await _folder_path(tx, mount.parent_id) + "/" + mount.name
+                return str((await path_in_home(tx, mount.parent_id)).child(mount.name))
         if node.owner_id == user.id:
-            return await _folder_path(tx, node.id)
+            return str(await path_in_home(tx, node.id))  # never the home: it is not shared
         return "/" + node.name
 
     # --- changing ------------------------------------------------------------------------
@@ -429,8 +429,3 @@ def link_visitor(share: Share) -> User:
         is_admin=False,
         link_share_id=share.id,
     )
-
-
-async def _folder_path(tx: MetadataTransaction, node_id: int) -> str:
-    names = [ancestor.name for ancestor in (await tx.ancestors(node_id))[:-1]]
-    return "/" + "/".join(reversed(names)) if names else ""

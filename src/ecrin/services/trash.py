@@ -18,6 +18,7 @@ from ecrin.services.changes import propagate_change
 from ecrin.services.files import FileService
 from ecrin.services.locks import check_not_locked_by_others
 from ecrin.services.quota import charge_usage
+from ecrin.services.tree import path_in_home
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class TrashService:
             await tx.move_node(node.id, parent.id, name)
             await tx.delete_trash_record(item.id)
             await propagate_change(tx, parent.id, node.size)
-            restored = DavPath.parse(await _path_of(tx, parent.id) + "/" + name)
+            restored = (await path_in_home(tx, parent.id)).child(name)
             node = dataclasses.replace(node, parent_id=parent.id, name=name)
         await self.files.notifier.changed(user, restored, node.etag)
         return restored
@@ -119,11 +120,6 @@ class TrashService:
         for item in doomed:
             await self.purge(user, item.id)
         return len(doomed)
-
-
-async def _path_of(tx: MetadataTransaction, folder_id: int) -> str:
-    names = [ancestor.name for ancestor in (await tx.ancestors(folder_id))[:-1]]
-    return "/" + "/".join(reversed(names)) if names else ""
 
 
 async def _free_name(tx: MetadataTransaction, user: User, parent: Node, name: str) -> str:

@@ -170,6 +170,12 @@ async def _enter(
     return share, permissions
 
 
+async def path_in_home(tx: MetadataTransaction, node_id: int) -> DavPath:
+    """Where a node lies in its owner's home (one query)."""
+    above = await tx.ancestors(node_id)  # the node first, its owner's home last
+    return DavPath(tuple(reversed([node.name for node in above[:-1]])))
+
+
 async def resolve_existing(
     tx: MetadataTransaction, user: User, path: DavPath, now: float
 ) -> Resolved:
