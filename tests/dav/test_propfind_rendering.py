@@ -251,3 +251,58 @@ async def test_depth_zero_does_not_list_the_folder(
     listing = parse_multistatus((await alice.propfind("/h", depth="0")).content)
     assert list(listing) == [quote(f"{HOME}/h/")]
     assert listing[quote(f"{HOME}/h/")].found["{DAV:}displayname"].text == "h"
+
+
+def _live_names_body(names: list[tuple[str, str]]) -> str:
+    props = "".join(f'<x:{name} xmlns:x="{namespace}"/>' for namespace, name in names)
+    return f'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop>{props}</d:prop></d:propfind>'
+
+
+def _values(body: bytes) -> dict[str, dict[str, bytes]]:
+    return {
+        href: {tag: etree.tostring(element) for tag, element in listed.found.items()}
+        for href, listed in parse_multistatus(body).items()
+    }
+
+
+async def make_detailed_folder(dav: Dav, folder: str) -> None:
+    """`folder` with a subfolder and a file whose details (content type, client checksum)
+    are not what a summary node leaves."""
+    await dav.mkcol(folder)
+    await dav.mkcol(f"{folder}/sub")
+    await dav.put(
+        f"{folder}/report.txt",
+        b"detailed",
+        status=201,
+        content_type="application/x-custom",
+        oc_checksum="SHA1:9c8f9b23d367dfd2e45c08a03616964ac32c6780",
+    )
+
+
+async def assert_the_same_without_details(dav: Dav, folder: str) -> None:
+    """A PROPFIND asking for no `DETAILED` property lists the children from the summary of
+    their nodes; every other live property must come out as from whole nodes (a renderer
+    that reads more of a node belongs in `DETAILED`)."""
+    from ecrin.dav.live_properties import DETAILED, LIVE
+
+    summary = sorted(name for name in LIVE if name not in DETAILED)
+    full = _values((await propfind_raw(dav, folder, _live_names_body(sorted(LIVE)))).content)
+    without = _values((await propfind_raw(dav, folder, _live_names_body(summary))).content)
+
+    assert set(without) == set(full) and len(without) == 3
+    for href, values in without.items():
+        expected = {
+            tag: value
+            for tag, value in full[href].items()
+            if tuple(tag[1:].split("}")) not in DETAILED
+        }
+        assert values == expected, href
+    # The details were there to lose: the file's have values a summary node lacks.
+    (file_values,) = (values for href, values in full.items() if href.endswith("report.txt"))
+    assert b"application/x-custom" in file_values["{DAV:}getcontenttype"]
+    assert b"SHA1:" in file_values["{http://owncloud.org/ns}checksums"]
+
+
+async def test_properties_read_without_details_are_those_read_with_them(alice: Dav) -> None:
+    await make_detailed_folder(alice, "/d")
+    await assert_the_same_without_details(alice, "/d")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
+from tests.dav.test_propfind_rendering import (
+    assert_the_same_without_details,
+    make_detailed_folder,
+)
 from tests.sharing.helpers import link_dav, ocs, share
 from tests.support import PASSWORD, Dav, hrefs
 
@@ -165,3 +169,13 @@ async def test_server_can_enforce_link_passwords(app: EcrinApp, alice: Dav) -> N
     await share(alice, "/pub", 3, status=400)
     await share(alice, "/pub", 3, status=400, password="long-enough-pw")  # no expiry given
     await share(alice, "/pub", 3, password="long-enough-pw", expireDate="2023-11-18")
+
+
+async def test_a_recipients_listing_without_details_matches_one_with_them(
+    alice: Dav, bob: Dav
+) -> None:
+    # The shared folder is alice's: bob's listing of it reads its children without his
+    # mount points (`MetadataTransaction.children`).
+    await make_detailed_folder(alice, "/d")
+    await share(alice, "/d", 0, shareWith="bob", permissions=31)
+    await assert_the_same_without_details(bob, "/d")

@@ -267,6 +267,12 @@ LIVE: dict[PropName, Renderer] = {
     (NC, "has-preview"): _same_for_all(lambda _scope: "<nc:has-preview>false</nc:has-preview>"),
 }
 
+# The live properties that read more of a node than `MetadataTransaction.children` gives
+# without details (its blob, hashes, content type, creation time).
+DETAILED: frozenset[PropName] = frozenset(
+    {(DAV, "creationdate"), (DAV, "getcontenttype"), (OC, "checksums")}
+)
+
 # What `allprop` returns besides dead properties (RFC 4918 section 9.1).
 ALLPROP: tuple[PropName, ...] = (
     (DAV, "resourcetype"),

@@ -13,7 +13,7 @@ from ecrin.core.errors import BadRequest, Forbidden
 from ecrin.core.model import DeadProperty
 from ecrin.core.paths import DavPath
 from ecrin.dav.context import DavContext
-from ecrin.dav.live_properties import ALLPROP, FOLDER, LIVE, Batch, PropertyScope
+from ecrin.dav.live_properties import ALLPROP, DETAILED, FOLDER, LIVE, Batch, PropertyScope
 from ecrin.dav.multistatus import (
     found_responses_xml,
     multistatus_response,
@@ -165,6 +165,7 @@ async def handle(ctx: DavContext) -> Response:
         properties=mode != "prop" or any(n not in LIVE for n in names),
         locks=mode != "prop" or (DAV, "lockdiscovery") in names,
         share_types=mode != "prop" or (OC, "share-types") in names,
+        details=mode != "prop" or any(n in DETAILED for n in names),
     )
     entry, children = listing.entry, listing.children
     scope = PropertyScope(

@@ -105,9 +105,14 @@ class MetadataTransaction(Protocol):
         """From `start_id` (None: the user's home) down `names`, in one query per 20 names:
         the nodes found, and where a name has no node, `user_id`'s mount point of that name."""
 
-    async def children(self, parent_id: int) -> list[Node]: ...
+    async def children(self, parent_id: int, *, details: bool = True) -> list[Node]:
+        """A folder's children, sorted by name. Without `details`, what a listing needs of
+        them and no more: their blob, hashes, content type and creation time are left at
+        `Node`'s defaults (None, 0), unread."""
 
-    async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
+    async def listing(
+        self, parent_id: int, user_id: int, *, details: bool = True
+    ) -> tuple[list[Node], list[Mount]]:
         """`children`, and `user_id`'s mount points in the folder, unsorted, in one query."""
 
     async def insert_node(

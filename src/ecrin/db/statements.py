@@ -105,20 +105,39 @@ MOUNT_AT = Prepared(
         )
     )
 )
-LISTING = Prepared(
-    union_all(
-        select(*nodes.columns, *[null() for _ in mounts.columns]).where(
-            nodes.c.parent_id == bindparam("parent_id")
-        ),
-        select(*[null() for _ in nodes.columns], *mounts.columns).where(
-            and_(
-                mounts.c.user_id == bindparam("user_id"),
-                mounts.c.parent_id == bindparam("parent_id"),
-            )
-        ),
-    ),
-    positional=True,
+# The columns of a node that place and describe it, in `Node`'s order: what a listing reads
+# when what is asked of the children needs no more (`SqlTree.listing`, `rows._summary_node`).
+SUMMARY = (
+    nodes.c.id,
+    nodes.c.parent_id,
+    nodes.c.owner_id,
+    nodes.c.name,
+    nodes.c.kind,
+    nodes.c.size,
+    nodes.c.mtime,
+    nodes.c.revision,
 )
+
+
+@cache
+def listing(details: bool) -> Prepared:
+    """A folder's children (every column, or the `SUMMARY`) and `user_id`'s mount points in
+    it: the two row shapes side by side, the other's columns NULL."""
+    columns = nodes.columns if details else SUMMARY
+    return Prepared(
+        union_all(
+            select(*columns, *[null() for _ in mounts.columns]).where(
+                nodes.c.parent_id == bindparam("parent_id")
+            ),
+            select(*[null() for _ in columns], *mounts.columns).where(
+                and_(
+                    mounts.c.user_id == bindparam("user_id"),
+                    mounts.c.parent_id == bindparam("parent_id"),
+                )
+            ),
+        ),
+        positional=True,
+    )
 
 
 def ids_in(column: Any, name: str, postgresql: bool) -> ColumnElement[bool]:
@@ -139,9 +158,10 @@ def root(lock: bool) -> Prepared:
 
 
 @cache
-def children(postgresql: bool) -> Prepared:
+def children(postgresql: bool, details: bool) -> Prepared:
     name = nodes.c.name.collate("C") if postgresql else nodes.c.name
-    return Prepared(select(nodes).where(nodes.c.parent_id == bindparam("parent_id")).order_by(name))
+    query = select(*(nodes.columns if details else SUMMARY))
+    return Prepared(query.where(nodes.c.parent_id == bindparam("parent_id")).order_by(name))
 
 
 @cache

@@ -149,15 +149,20 @@ class FileService:
         properties: bool = False,
         locks: bool = False,
         share_types: bool = False,
+        details: bool = True,
     ) -> Listing:
         """The entry at `path`, with its children if asked (a file has none), and what else
         is asked about them, in one read transaction: one snapshot, and the cost of one
-        transaction rather than one per kind of information."""
+        transaction rather than one per kind of information.
+
+        Without `details`, the children's nodes carry what places and describes them, not
+        their blob, hashes, content type and creation time (`MetadataTransaction.children`):
+        a third less to read from a large folder."""
         now = self.clock.now()
         async with self.metadata.read() as tx:
             found = await resolve_existing(tx, user, path, now)
             entry = _entry(found)
-            listed = await self._children(tx, user, found, now) if children else []
+            listed = await self._children(tx, user, found, now, details) if children else []
             ids = [entry.node.id, *(child.node.id for child in listed)]
             dead = await tx.properties_of(ids) if properties else {}
             active = []
@@ -175,16 +180,16 @@ class FileService:
         return Listing(entry, listed, dead, active, types, fresh)
 
     async def _children(
-        self, tx: MetadataTransaction, user: User, found: Resolved, now: float
+        self, tx: MetadataTransaction, user: User, found: Resolved, now: float, details: bool = True
     ) -> list[Entry]:
         """The entries of the folder `found` (none for a file), sorted by name."""
         folder = found.existing()
         if not folder.is_folder:
             return []
         if folder.owner_id == user.id:  # only there may the user have mount points
-            nodes, mounted = await tx.listing(folder.id, user.id)
+            nodes, mounted = await tx.listing(folder.id, user.id, details=details)
         else:
-            nodes, mounted = await tx.children(folder.id), []
+            nodes, mounted = await tx.children(folder.id, details=details), []
         # What `_inherit` gives, computed once: flag operations cost ~1 µs each.
         rights, file_rights, share = found.permissions, found.permissions & FILE_MASK, found.share
         children = [

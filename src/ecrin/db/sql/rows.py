@@ -23,6 +23,7 @@ from ecrin.core.model import (
     User,
     Version,
 )
+from ecrin.db import statements
 from ecrin.db.schema import mounts, nodes
 
 _T = TypeVar("_T")
@@ -81,7 +82,15 @@ def _node(columns: Sequence[Any]) -> Node:
     )
 
 
+def _summary_node(columns: Sequence[Any]) -> Node:
+    """A node from the `statements.SUMMARY` columns: its blob, hashes, content type and
+    creation time were not read, and are left at `Node`'s defaults."""
+    node_id, parent_id, owner_id, name, kind, size, mtime, revision = columns
+    return Node(node_id, parent_id, owner_id, name, _KINDS[kind], size, mtime, revision)
+
+
 _NODE_WIDTH = len(nodes.columns)
+_SUMMARY_WIDTH = len(statements.SUMMARY)
 _MOUNT_WIDTH = len(mounts.columns)
 
 

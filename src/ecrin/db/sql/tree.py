@@ -14,7 +14,7 @@ from ecrin.db import statements
 from ecrin.db.protocol import ChangedChain, PathWalk
 from ecrin.db.schema import nodes, users
 from ecrin.db.sql.base import SqlTransactionBase
-from ecrin.db.sql.rows import _MOUNT_WIDTH, _NODE_WIDTH, _node
+from ecrin.db.sql.rows import _MOUNT_WIDTH, _NODE_WIDTH, _SUMMARY_WIDTH, _node, _summary_node
 
 # Names a `walk` statement follows: each joins two tables, and SQLite joins at most 64.
 _WALK_SPAN = 20
@@ -80,22 +80,26 @@ class SqlTree(SqlTransactionBase):
             found.append(_node(hop))
         return _node(values[:_NODE_WIDTH]), found, None
 
-    async def children(self, parent_id: int) -> list[Node]:
-        statement = statements.children(self._postgresql)
-        return [_node(r) for r in await self._prepared.all(statement, parent_id=parent_id)]
+    async def children(self, parent_id: int, *, details: bool = True) -> list[Node]:
+        statement = statements.children(self._postgresql, details)
+        make = _node if details else _summary_node
+        return [make(r) for r in await self._prepared.all(statement, parent_id=parent_id)]
 
-    async def listing(self, parent_id: int, user_id: int) -> tuple[list[Node], list[Mount]]:
+    async def listing(
+        self, parent_id: int, user_id: int, *, details: bool = True
+    ) -> tuple[list[Node], list[Mount]]:
         """A folder's children and `user_id`'s mount points in it, in no particular order
-        (one query: the two row shapes side by side, the other's columns NULL)."""
+        (one query: `statements.listing`)."""
         found: list[Node] = []
         mounted: list[Mount] = []
+        width, make = (_NODE_WIDTH, _node) if details else (_SUMMARY_WIDTH, _summary_node)
         for values in await self._prepared.all(
-            statements.LISTING, parent_id=parent_id, user_id=user_id
+            statements.listing(details), parent_id=parent_id, user_id=user_id
         ):
             if values[0] is not None:
-                found.append(_node(values[:_NODE_WIDTH]))
+                found.append(make(values[:width]))
             else:
-                share_id, mount_user_id, mount_parent_id, name = values[_NODE_WIDTH:]
+                share_id, mount_user_id, mount_parent_id, name = values[width:]
                 mounted.append(Mount(share_id, mount_user_id, mount_parent_id, name))
         return found, mounted
 
