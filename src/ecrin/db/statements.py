@@ -122,14 +122,20 @@ SUMMARY = (
 @cache
 def listing(details: bool) -> Prepared:
     """A folder's children (every column, or the `SUMMARY`) and `user_id`'s mount points in
-    it: the two row shapes side by side, the other's columns NULL."""
+    it. A mount point's row has the node's width (no NULL columns beside every child's: each
+    costs a listing of 10,000 children ~0.6 ms to read): its id and kind NULL, its user under
+    the owner and its share under the size (`SqlTree.listing`)."""
     columns = nodes.columns if details else SUMMARY
+    mount_columns = {
+        "parent_id": mounts.c.parent_id,
+        "owner_id": mounts.c.user_id,
+        "name": mounts.c.name,
+        "size": mounts.c.share_id,
+    }
     return Prepared(
         union_all(
-            select(*columns, *[null() for _ in mounts.columns]).where(
-                nodes.c.parent_id == bindparam("parent_id")
-            ),
-            select(*[null() for _ in columns], *mounts.columns).where(
+            select(*columns).where(nodes.c.parent_id == bindparam("parent_id")),
+            select(*[mount_columns.get(c.key, null()) for c in columns]).where(
                 and_(
                     mounts.c.user_id == bindparam("user_id"),
                     mounts.c.parent_id == bindparam("parent_id"),

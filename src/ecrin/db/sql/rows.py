@@ -23,7 +23,6 @@ from ecrin.core.model import (
     User,
     Version,
 )
-from ecrin.db import statements
 from ecrin.db.schema import mounts, nodes
 
 _T = TypeVar("_T")
@@ -90,7 +89,6 @@ def _summary_node(columns: Sequence[Any]) -> Node:
 
 
 _NODE_WIDTH = len(nodes.columns)
-_SUMMARY_WIDTH = len(statements.SUMMARY)
 _MOUNT_WIDTH = len(mounts.columns)
 
 

@@ -14,7 +14,7 @@ from ecrin.db import statements
 from ecrin.db.protocol import ChangedChain, PathWalk
 from ecrin.db.schema import nodes, users
 from ecrin.db.sql.base import SqlTransactionBase
-from ecrin.db.sql.rows import _MOUNT_WIDTH, _NODE_WIDTH, _SUMMARY_WIDTH, _node, _summary_node
+from ecrin.db.sql.rows import _MOUNT_WIDTH, _NODE_WIDTH, _node, _summary_node
 
 # Names a `walk` statement follows: each joins two tables, and SQLite joins at most 64.
 _WALK_SPAN = 20
@@ -90,17 +90,16 @@ class SqlTree(SqlTransactionBase):
     ) -> tuple[list[Node], list[Mount]]:
         """A folder's children and `user_id`'s mount points in it, in no particular order
         (one query: `statements.listing`)."""
+        make = _node if details else _summary_node
         found: list[Node] = []
         mounted: list[Mount] = []
-        width, make = (_NODE_WIDTH, _node) if details else (_SUMMARY_WIDTH, _summary_node)
         for values in await self._prepared.all(
             statements.listing(details), parent_id=parent_id, user_id=user_id
         ):
             if values[0] is not None:
-                found.append(make(values[:width]))
-            else:
-                share_id, mount_user_id, mount_parent_id, name = values[width:]
-                mounted.append(Mount(share_id, mount_user_id, mount_parent_id, name))
+                found.append(make(values))
+            else:  # a mount point: see `statements.listing` for where its columns are
+                mounted.append(Mount(values[5], values[2], values[1], values[3]))
         return found, mounted
 
     async def insert_node(
