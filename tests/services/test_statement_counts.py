@@ -48,6 +48,18 @@ async def test_reading(app: EcrinApp, user: User, statements: StatementCounter) 
     assert (stat, listing, missing) == (1, 2, 1), statements.statements
 
 
+async def test_opening_a_small_file_reads_its_bytes_with_its_path(
+    app: EcrinApp, user: User, statements: StatementCounter
+) -> None:
+    files = app.runtime.services.files
+    opened, read = await statements.count(files.open(user, path("/a/b/c/existing.txt")))
+    # Where small files' bytes are kept in the database (not when encrypted), the walk brings
+    # them; else the store's blob is looked up after it.
+    kept = app.runtime.settings.effective_inline_max_bytes >= 4096
+    assert opened.content == (b"x" * 4096 if kept else None)
+    assert read == (1 if kept else 2), statements.statements
+
+
 async def test_writing_files(app: EcrinApp, user: User, statements: StatementCounter) -> None:
     files = app.runtime.services.files
     upload = files.upload(user, path("/a/b/c/new.txt"), body(b"y" * 4096), length=4096)

@@ -179,3 +179,17 @@ async def test_a_recipients_listing_without_details_matches_one_with_them(
     await make_detailed_folder(alice, "/d")
     await share(alice, "/d", 0, shareWith="bob", permissions=31)
     await assert_the_same_without_details(bob, "/d")
+
+
+async def test_a_shared_file_reads_the_same_for_everyone(alice: Dav, bob: Dav) -> None:
+    # Bob's path ends at the mount point, the visitor's at the link's root: neither walk
+    # reaches the file by a name, as the owner's does.
+    await alice.put("/note.txt", b"small enough for the database", status=201)
+    await share(alice, "/note.txt", 0, shareWith="bob", permissions=1)
+    link = await share(alice, "/note.txt", 3)
+    await alice.put("/note.txt", b"edited, still small", status=204)
+
+    assert (await alice.get("/note.txt")).content == b"edited, still small"
+    assert (await bob.get("/note.txt")).content == b"edited, still small"
+    visitor = link_dav(alice.client, link["token"])
+    assert (await visitor.get("")).content == b"edited, still small"

@@ -37,6 +37,9 @@ class PathWalk:
     start: Node | None  # None: no such start node
     nodes: tuple[Node, ...]  # one per name, up to the first name with no node
     mount: Mount | None  # the walker's mount point at that first missing name, if any
+    # Asked for: the bytes the last node's blob row keeps, when every name was found and
+    # they are kept there (`contents.py`); None otherwise.
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,16 @@ class MetadataTransaction(Protocol):
     async def child(self, parent_id: int, name: str) -> Node | None: ...
 
     async def walk(
-        self, user_id: int, names: Sequence[str], *, start_id: int | None = None
+        self,
+        user_id: int,
+        names: Sequence[str],
+        *,
+        start_id: int | None = None,
+        content: bool = False,
     ) -> PathWalk:
         """From `start_id` (None: the user's home) down `names`, in one query per 20 names:
-        the nodes found, and where a name has no node, `user_id`'s mount point of that name."""
+        the nodes found, and where a name has no node, `user_id`'s mount point of that name;
+        with `content`, the last node's bytes if its blob row keeps them."""
 
     async def children(self, parent_id: int, *, details: bool = True) -> list[Node]:
         """A folder's children, sorted by name. Without `details`, what a listing needs of

@@ -206,10 +206,11 @@ def bump_ancestors(postgresql: bool, skipping: bool) -> Prepared:
 
 
 @cache
-def walk(depth: int, from_home: bool, lock: bool) -> Prepared:
+def walk(depth: int, from_home: bool, lock: bool, content: bool = False) -> Prepared:
     """The start node (`start_id`, or `user_id`'s home) joined with a child per name
     (`name_1`…) and `user_id`'s mount point of that name; outer joins, so a missing name
-    ends the path with NULLs."""
+    ends the path with NULLs. With `content`, the last column is the bytes the last node's
+    blob row keeps, if any (`contents.py`)."""
     hops = [nodes.alias(f"n{d}") for d in range(depth + 1)]
     points = [mounts.alias(f"m{d}") for d in range(1, depth + 1)]
     joined: FromClause
@@ -232,6 +233,9 @@ def walk(depth: int, from_home: bool, lock: bool) -> Prepared:
         )
     columns = [c for hop in hops for c in hop.columns]
     columns += [c for point in points for c in point.columns]
+    if content:
+        joined = joined.outerjoin(blobs, blobs.c.id == hops[-1].c.blob_id)
+        columns.append(blobs.c.content)
     query = select(*columns).select_from(joined).where(where)
     if lock:
         query = query.with_for_update(of=hops[0])

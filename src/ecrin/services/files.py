@@ -119,9 +119,14 @@ class FileService:
         """The node at `path` and, if `contents` and it keeps them in the database, its
         bytes, read in the same transaction (`read_opened` fetches the others)."""
         async with self.metadata.read() as tx:
-            node = (await resolve_existing(tx, user, path, self.clock.now())).existing()
-            content = None
-            if contents and node.blob_id is not None and node.size <= INLINE_MAX_LIMIT:
+            found = await resolve_existing(tx, user, path, self.clock.now(), content=contents)
+            node, content = found.existing(), found.content
+            if (
+                content is None  # not in the walk's row, or no walk reached the node
+                and contents
+                and node.blob_id is not None
+                and node.size <= INLINE_MAX_LIMIT
+            ):
                 content = await tx.blob_content(node.blob_id)
             return Opened(node, content)
 

@@ -28,6 +28,7 @@ class Resolved:
     parent_permissions: Permission
     share: Share | None = None  # the (innermost) share crossed to get here
     mount: Mount | None = None  # set when the node itself is a mount point
+    content: bytes | None = None  # asked of `resolve`: the node's bytes, if its blob row has them
 
     @property
     def parent(self) -> Node:
@@ -106,20 +107,24 @@ async def link_root(
     return node, permissions, share
 
 
-async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float) -> Resolved:
+async def resolve(
+    tx: MetadataTransaction, user: User, path: DavPath, now: float, *, content: bool = False
+) -> Resolved:
     """Walk the path from the user's home. A missing parent folder is a Conflict (409).
 
     The nodes along the path come from one query (`MetadataTransaction.walk`), and one more
-    after each mount point crossed; the decisions are taken here, segment by segment."""
+    after each mount point crossed; the decisions are taken here, segment by segment. With
+    `content`, the last query also brings the node's bytes when its blob row keeps them
+    (not for the root of a home or link, which no walk reaches)."""
     share: Share | None = None
     if user.link_share_id is None:
-        walk = await tx.walk(user.id, path.segments)
+        walk = await tx.walk(user.id, path.segments, content=content)
         assert walk.start is not None  # a home always exists (or `walk` raises)
         node, permissions = walk.start, Permission.ALL
     else:
         node, permissions, share = await link_root(tx, user.link_share_id, now)
         if not path.is_root:
-            walk = await tx.walk(user.id, path.segments, start_id=node.id)
+            walk = await tx.walk(user.id, path.segments, start_id=node.id, content=content)
     if path.is_root:
         return Resolved(path, (), node, permissions, permissions, share)
     ancestors: list[Node] = []
@@ -141,7 +146,7 @@ async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float
                 if share is not None:
                     walked_from = index + 1
                     rest = path.segments[walked_from:]
-                    walk = await tx.walk(user.id, rest, start_id=share.node_id)
+                    walk = await tx.walk(user.id, rest, start_id=share.node_id, content=content)
                     child = walk.start
                 if child is None:
                     mount = None
@@ -154,7 +159,9 @@ async def resolve(tx: MetadataTransaction, user: User, path: DavPath, now: float
         if not child.is_folder:
             permissions &= FILE_MASK
         node = child
-    return Resolved(path, tuple(ancestors), node, permissions, parent_permissions, share, mount)
+    return Resolved(
+        path, tuple(ancestors), node, permissions, parent_permissions, share, mount, walk.content
+    )
 
 
 async def _enter(
@@ -177,11 +184,11 @@ async def path_in_home(tx: MetadataTransaction, node_id: int) -> DavPath:
 
 
 async def resolve_existing(
-    tx: MetadataTransaction, user: User, path: DavPath, now: float
+    tx: MetadataTransaction, user: User, path: DavPath, now: float, *, content: bool = False
 ) -> Resolved:
     """Like `resolve`, but a missing (or unreadable) node or parent is NotFound (404)."""
     try:
-        found = await resolve(tx, user, path, now)
+        found = await resolve(tx, user, path, now, content=content)
     except Conflict as exc:
         raise NotFound(f"{path} does not exist") from exc
     found.existing()

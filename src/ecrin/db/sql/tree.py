@@ -34,28 +34,38 @@ class SqlTree(SqlTransactionBase):
         return _node(row) if row else None
 
     async def walk(
-        self, user_id: int, names: Sequence[str], *, start_id: int | None = None
+        self,
+        user_id: int,
+        names: Sequence[str],
+        *,
+        start_id: int | None = None,
+        content: bool = False,
     ) -> PathWalk:
         """From `start_id` (None: the user's home) down `names`, in one query per 20 names:
         the nodes found, and where a name has no node, `user_id`'s mount point of that name.
 
         On PostgreSQL, a writer's walk from a home locks the home's root row (package
         docstring), as `root_node` does."""
-        start, found, mount = await self._walk_span(user_id, names[:_WALK_SPAN], start_id)
+        last = len(names) <= _WALK_SPAN
+        span = await self._walk_span(user_id, names[:_WALK_SPAN], start_id, content and last)
+        start, found, mount, bytes_ = span
         walked = min(len(names), _WALK_SPAN)
         while start is not None and len(found) == walked < len(names):  # all found so far
-            span = names[walked : walked + _WALK_SPAN]
-            _, more, mount = await self._walk_span(user_id, span, found[-1].id)
+            more_names = names[walked : walked + _WALK_SPAN]
+            last = walked + _WALK_SPAN >= len(names)
+            _, more, mount, bytes_ = await self._walk_span(
+                user_id, more_names, found[-1].id, content and last
+            )
             found += more
-            walked += len(span)
-        return PathWalk(start, tuple(found), mount)
+            walked += len(more_names)
+        return PathWalk(start, tuple(found), mount, bytes_)
 
     async def _walk_span(
-        self, user_id: int, names: Sequence[str], start_id: int | None
-    ) -> tuple[Node | None, list[Node], Mount | None]:
+        self, user_id: int, names: Sequence[str], start_id: int | None, content: bool
+    ) -> tuple[Node | None, list[Node], Mount | None, bytes | None]:
         """One statement (`statements.walk`)."""
         from_home = start_id is None
-        statement = statements.walk(len(names), from_home, self._lock_homes and from_home)
+        statement = statements.walk(len(names), from_home, self._lock_homes and from_home, content)
         parameters: dict[str, Any] = {f"name_{d}": name for d, name in enumerate(names, 1)}
         parameters["user_id"] = user_id
         if not from_home:
@@ -64,7 +74,7 @@ class SqlTree(SqlTransactionBase):
         if row is None:
             if start_id is None:
                 raise StorageError(f"user {user_id} has no home folder")
-            return None, [], None
+            return None, [], None, None
         values = tuple(row)
         found: list[Node] = []
         mount_offset = _NODE_WIDTH * (len(names) + 1)
@@ -76,9 +86,10 @@ class SqlTree(SqlTransactionBase):
                 mount = None
                 if share_id is not None:
                     mount = Mount(share_id, mount_user_id, mount_parent_id, name)
-                return _node(values[:_NODE_WIDTH]), found, mount
+                return _node(values[:_NODE_WIDTH]), found, mount, None
             found.append(_node(hop))
-        return _node(values[:_NODE_WIDTH]), found, None
+        kept = values[-1] if content else None
+        return _node(values[:_NODE_WIDTH]), found, None, None if kept is None else bytes(kept)
 
     async def children(self, parent_id: int, *, details: bool = True) -> list[Node]:
         statement = statements.children(self._postgresql, details)
