@@ -451,6 +451,27 @@ async def test_walk_follows_paths_deeper_than_one_statement(
         assert half == PathWalk(home, tuple(chain[:30]), None)
 
 
+async def test_walk_brings_the_bytes_its_last_node_keeps(metadata_store: MetadataStore) -> None:
+    alice = await add_user(metadata_store)
+    async with metadata_store.write() as tx:
+        parent = home = await tx.root_node(alice.id)
+        names = []
+        for depth in range(25):  # the file is in the second statement's span
+            parent = await add_node(tx, parent, f"level {depth}")
+            names.append(parent.name)
+        await tx.insert_blob("kept", 5, "0" * 64, NOW, b"bytes")
+        await tx.insert_blob("stored", 5, "0" * 64, NOW)
+        kept = await add_file(tx, parent, "kept.txt", "kept")
+        await add_file(tx, home, "stored.txt", "stored")
+    async with metadata_store.read() as tx:
+        walked = await tx.walk(alice.id, [*names, "kept.txt"], content=True)
+        assert walked.nodes[-1] == kept and walked.content == b"bytes"
+        assert (await tx.walk(alice.id, [], start_id=kept.id, content=True)).content == b"bytes"
+        assert (await tx.walk(alice.id, [*names, "kept.txt"])).content is None
+        assert (await tx.walk(alice.id, ["stored.txt"], content=True)).content is None
+        assert (await tx.walk(alice.id, [*names, "nothing"], content=True)).content is None
+
+
 async def test_bump_ancestors_says_which_are_shared(metadata_store: MetadataStore) -> None:
     alice = await add_user(metadata_store, "alice")
     bob = await add_user(metadata_store, "bob")

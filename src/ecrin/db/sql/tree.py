@@ -46,19 +46,19 @@ class SqlTree(SqlTransactionBase):
 
         On PostgreSQL, a writer's walk from a home locks the home's root row (package
         docstring), as `root_node` does."""
-        last = len(names) <= _WALK_SPAN
-        span = await self._walk_span(user_id, names[:_WALK_SPAN], start_id, content and last)
-        start, found, mount, bytes_ = span
-        walked = min(len(names), _WALK_SPAN)
+        span = names[:_WALK_SPAN]
+        walked = len(span)
+        start, found, mount, kept = await self._walk_span(
+            user_id, span, start_id, content and walked == len(names)
+        )
         while start is not None and len(found) == walked < len(names):  # all found so far
-            more_names = names[walked : walked + _WALK_SPAN]
-            last = walked + _WALK_SPAN >= len(names)
-            _, more, mount, bytes_ = await self._walk_span(
-                user_id, more_names, found[-1].id, content and last
+            span = names[walked : walked + _WALK_SPAN]
+            walked += len(span)
+            _, more, mount, kept = await self._walk_span(
+                user_id, span, found[-1].id, content and walked == len(names)
             )
             found += more
-            walked += len(more_names)
-        return PathWalk(start, tuple(found), mount, bytes_)
+        return PathWalk(start, tuple(found), mount, kept)
 
     async def _walk_span(
         self, user_id: int, names: Sequence[str], start_id: int | None, content: bool
