@@ -26,6 +26,9 @@ NOTES = (
     "files/s, req/s), below 1 is better for times, memory and latencies.",
     "The load client (aiohttp on uvloop) shares the machine with the server; its nginx numbers "
     "are the ceiling of what it can drive.",
+    "Server CPU is the user and system time of the server's processes (the kernel counts it in "
+    "10 ms ticks) over the timed requests, divided by their number (each) or by their wall "
+    "time (cores busy: 1.0 is one core's worth, out of the machine's 2).",
     "Each round restarts every server, in a rotated order; a server keeps its folder from "
     "round to round (the folder PROPFIND lists is uploaded once). Values are medians over "
     "rounds, with the min-max range.",

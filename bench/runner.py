@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import scale
 from bench.client import DavClient, Endpoint, run_async
+from bench.cpu import ServerCpu, tree_cpu_seconds
 from bench.machine import describe_machine
 from bench.memory import PeakRssSampler
 from bench.processes import Credentials, Server, open_for_workers, start
@@ -45,10 +46,10 @@ def rotated(servers: tuple[Server, ...], round_index: int) -> list[Server]:
 
 
 async def _session(
-    endpoint: Endpoint, sizes: Sizes, round_index: int, progress: Progress
+    endpoint: Endpoint, sizes: Sizes, round_index: int, server_cpu: ServerCpu, progress: Progress
 ) -> dict[str, float]:
     async with DavClient(endpoint, connections=max(64, sizes.concurrency)) as client:
-        return await run_workloads(client, sizes, round_index, progress)
+        return await run_workloads(client, sizes, round_index, server_cpu, progress)
 
 
 def server_round(
@@ -71,7 +72,13 @@ def server_round(
     sampler = PeakRssSampler(running.pid).start()
     try:
         measured = run_async(
-            _session(running.endpoint, sizes, round_index, lambda m: progress(f"{server.name} {m}"))
+            _session(
+                running.endpoint,
+                sizes,
+                round_index,
+                lambda: tree_cpu_seconds(running.pid),
+                lambda m: progress(f"{server.name} {m}"),
+            )
         )
     finally:
         peak = sampler.stop()

@@ -21,6 +21,7 @@ from bench.client import (
     repeat_bytes,
     run_pool,
 )
+from bench.cpu import ServerCpu
 from bench.sizes import MIB, Sizes
 
 Progress = Callable[[str], None]
@@ -58,8 +59,16 @@ async def large_file(client: DavClient, sizes: Sizes) -> dict[str, float]:
     }
 
 
-async def small_files(client: DavClient, sizes: Sizes) -> dict[str, float]:
-    """(2) Distinct small files PUT at concurrency 1, then 32; then GET at concurrency 32."""
+async def with_cpu(server_cpu: ServerCpu, action: Awaitable[float]) -> tuple[float, float]:
+    """`action`'s own result (its elapsed seconds) and the server's CPU seconds meanwhile."""
+    before = server_cpu()
+    seconds = await action
+    return seconds, server_cpu() - before
+
+
+async def small_files(client: DavClient, sizes: Sizes, server_cpu: ServerCpu) -> dict[str, float]:
+    """(2) Distinct small files PUT at concurrency 1, then 32; then GET at concurrency 32.
+    At concurrency 32, the server's CPU too: a file's share, and the cores it kept busy."""
     count, concurrency = sizes.small_files, sizes.concurrency
     blob = os.urandom(count * sizes.small_file_bytes)
     bodies = [
@@ -79,12 +88,16 @@ async def small_files(client: DavClient, sizes: Sizes) -> dict[str, float]:
             raise BenchError(f"GET small-c32/f{i:05d}.bin: wrong length")
 
     put_c1_seconds = await run_pool(count, 1, put_c1)
-    put_c32_seconds = await run_pool(count, concurrency, put_c32)
-    get_seconds = await run_pool(count, concurrency, get_c32)
+    put_seconds, put_cpu = await with_cpu(server_cpu, run_pool(count, concurrency, put_c32))
+    get_seconds, get_cpu = await with_cpu(server_cpu, run_pool(count, concurrency, get_c32))
     return {
         "small_put_c1_files_s": count / put_c1_seconds,
-        "small_put_c32_files_s": count / put_c32_seconds,
+        "small_put_c32_files_s": count / put_seconds,
+        "small_put_c32_cpu_us": 1e6 * put_cpu / count,
+        "small_put_c32_cores": put_cpu / put_seconds,
         "small_get_c32_req_s": count / get_seconds,
+        "small_get_c32_cpu_us": 1e6 * get_cpu / count,
+        "small_get_c32_cores": get_cpu / get_seconds,
     }
 
 
@@ -164,23 +177,21 @@ async def tree(client: DavClient, sizes: Sizes) -> dict[str, float]:
     }
 
 
-WORKLOADS: tuple[tuple[str, Callable[[DavClient, Sizes], Awaitable[dict[str, float]]]], ...] = (
-    ("large file", large_file),
-    ("small files", small_files),
-    ("listing", listing),
-    ("tree", tree),
-)
-
-
 async def run_workloads(
-    client: DavClient, sizes: Sizes, round_index: int, progress: Progress
+    client: DavClient, sizes: Sizes, round_index: int, server_cpu: ServerCpu, progress: Progress
 ) -> dict[str, float]:
     """Every workload; all but the listing work in a folder of their own for this round."""
     await client.mkcol(f"round{round_index}/")
     in_round = client.within(f"round{round_index}/")
+    workloads: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
+        "large file": lambda: large_file(in_round, sizes),
+        "small files": lambda: small_files(in_round, sizes, server_cpu),
+        "listing": lambda: listing(client, sizes),
+        "tree": lambda: tree(in_round, sizes),
+    }
     results: dict[str, float] = {}
-    for name, workload in WORKLOADS:
-        measured = await workload(client if workload is listing else in_round, sizes)
+    for name, workload in workloads.items():
+        measured = await workload()
         progress(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in measured.items()))
         results.update(measured)
     return results

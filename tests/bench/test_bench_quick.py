@@ -28,7 +28,11 @@ def test_quick_mode_reports_every_metric_with_a_positive_value(tmp_path: Path) -
     assert results["mode"] == "quick"
     ecrin = results["metrics"]["ecrin"]
     for metric in METRICS:
-        assert ecrin[metric.key]["median"] > 0, metric.key
+        # The kernel counts CPU in 10 ms ticks: quick mode's 50 small files may take fewer.
+        cpu = metric.unit in ("µs", "cores")
+        assert ecrin[metric.key]["median"] >= 0 if cpu else ecrin[metric.key]["median"] > 0, (
+            metric.key
+        )
         assert ecrin[metric.key]["min"] <= ecrin[metric.key]["median"] <= ecrin[metric.key]["max"]
     for metric in SCALE_METRICS:
         assert results["scale"][metric.key]["median"] > 0, metric.key
