@@ -4,8 +4,9 @@ aiosqlite runs every cursor(), execute(), fetchall() and close() as a job on a t
 own and wakes the event loop for each result: 3 or 4 thread hand-offs per statement, which cost
 far more than the statements (a primary-key look-up takes microseconds). Here statements run
 inline, on the loop's thread. What can wait does not block the loop: the COMMIT of a write
-transaction, when it fsyncs, runs on a thread, and a writer waiting for another process's
-write lock retries without blocking. Reads in WAL mode never wait for writers.
+transaction, when it fsyncs, runs on a thread, and a writer waits for the writers of other
+connections and processes in a queue (`write_queue.py`), on a thread too. Reads in WAL mode
+never wait for writers.
 
 The engine is SQLAlchemy's aiosqlite dialect, given this module instead of aiosqlite.
 """
@@ -21,6 +22,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_dbapi,
 )
+
+from ecrin.db.write_queue import WriteQueue, queue_of
 
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another process's write lock
 
@@ -87,6 +90,8 @@ class InlineConnection:
         self._connection: sqlite3.Connection | None = connection  # None once closed
         self.writing = False  # inside a BEGIN IMMEDIATE transaction
         self._fsyncs: bool | None = None  # does COMMIT fsync (synchronous is not OFF)?
+        self._queue = queue_of(connection)
+        self._turn: int | None = None  # the write queue's lock, held from BEGIN to its end
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -106,10 +111,12 @@ class InlineConnection:
     async def begin(self, *, writing: bool) -> None:
         """BEGIN a reader (DEFERRED: it waits for nobody in WAL mode) or a writer (IMMEDIATE).
 
-        A writer gets the write lock at once unless another process holds it; then it tries
-        again every fraction of a millisecond, without blocking the event loop, for up to
-        BUSY_TIMEOUT_MS. (SQLite's own busy handler sleeps in steps of up to 100 ms: with
-        several worker processes writing small files, the lock sat free most of the time.)"""
+        A writer first waits for its turn in the file's write queue, then takes SQLite's
+        write lock. Should another program hold that lock outside the queue, it tries again
+        every fraction of a millisecond, without blocking the event loop, for up to
+        BUSY_TIMEOUT_MS in all. (SQLite's own busy handler sleeps in steps of up to 100 ms:
+        with several worker processes writing small files, the lock sat free most of the
+        time.)"""
         raw = self.raw
         if not writing:
             # A read already begun on this connection (SqlMetadataStore's kept readers begin
@@ -119,35 +126,54 @@ class InlineConnection:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        if self._queue is not None:
+            self._turn = await self._queue.turn(within=BUSY_TIMEOUT_MS / 1000)
         pause = 0.0002
-        raw.execute("PRAGMA busy_timeout=0")
         try:
-            while True:
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if raw.in_transaction or "locked" not in str(exc) or loop.time() > deadline:
-                        raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.005)
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                while True:
+                    try:
+                        raw.execute("BEGIN IMMEDIATE")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if raw.in_transaction or "locked" not in str(exc):
+                            raise
+                        if loop.time() > deadline:
+                            raise
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.005)
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except BaseException:
+            self._end_turn()
+            raise
         self.writing = True
+
+    def _end_turn(self) -> None:
+        if self._turn is not None:
+            WriteQueue.end(self._turn)
+            self._turn = None
 
     async def commit(self) -> None:
         raw = self.raw
         if self._fsyncs is None:
             self._fsyncs = raw.execute("PRAGMA synchronous").fetchone()[0] != 0
         fsyncs, self.writing = self.writing and self._fsyncs, False
-        if fsyncs:
-            await asyncio.to_thread(raw.commit)
-        else:
-            raw.commit()
+        try:
+            if fsyncs:
+                await asyncio.to_thread(raw.commit)
+            else:
+                raw.commit()
+        finally:
+            self._end_turn()
 
     async def rollback(self) -> None:
         self.writing = False
-        self.raw.rollback()
+        try:
+            self.raw.rollback()
+        finally:
+            self._end_turn()
 
     async def close(self) -> None:
         self.stop()
@@ -157,6 +183,7 @@ class InlineConnection:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        self._end_turn()
 
 
 class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
