@@ -42,8 +42,8 @@ SCALEOUT_NOTE = (
     "ecrin-scaleout is `ecrin serve --workers 2` on PostgreSQL, S3 and Redis, all on this "
     "machine: the services share its cores with the workers and the load client, and its "
     "durability is theirs (scripts/services' PostgreSQL runs with fsync off). S/x is its "
-    "median divided by x's. Its peak RSS counts the uvicorn supervisor, multiprocessing's "
-    "resource tracker and both workers, not the services; the largest process is a worker. "
+    "median divided by x's. Its peak RSS counts the supervisor and both workers, not the "
+    "services; the largest process is a worker. "
     "Workload (6) runs on the embedded profile only."
 )
 

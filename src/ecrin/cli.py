@@ -108,20 +108,6 @@ def app_from_environment() -> Any:
     return app
 
 
-def uvicorn_command(settings: Settings) -> list[str]:
-    """uvicorn's command line serving `app_from_environment` as `settings` say."""
-    command = [sys.executable, "-m", "uvicorn", "ecrin.cli:app_from_environment", "--factory"]
-    command += ["--host", settings.host, "--port", str(settings.port)]
-    command += ["--workers", str(settings.workers), "--log-level", settings.log_level]
-    command += ["--no-access-log", "--no-server-header", "--timeout-graceful-shutdown", "30"]
-    # Behind a proxy: whose X-Forwarded-For/-Proto to believe (uvicorn's default when not
-    # given: 127.0.0.1 only, or $FORWARDED_ALLOW_IPS).
-    command.append("--proxy-headers")
-    if settings.trusted_proxies:
-        command += ["--forwarded-allow-ips", settings.trusted_proxies]
-    return command
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Workers are separate processes: hand them the resolved settings through the environment.
@@ -140,9 +126,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("  This password is shown only once: keep it now.", flush=True)
     # The first start loaded the whole app and opened its database and blob store; a
     # process that serves (one worker) or supervises (several) need not keep that: it
-    # becomes a fresh interpreter running uvicorn, same process id. A supervisor then holds
-    # ~30 MiB instead of ~115 MiB, and each worker loads the app for itself.
-    command = uvicorn_command(settings)
+    # becomes a fresh interpreter (`ecrin/workers.py`), same process id. A supervisor then
+    # holds ~10 MiB instead of ~115 MiB, and each worker loads the app for itself.
+    command = [sys.executable, "-m", "ecrin.workers"]
+    if settings.workers > 1:
+        command += ["supervise", settings.host, str(settings.port), str(settings.workers)]
+    else:
+        command += ["serve"]
     if os.name != "posix":
         return subprocess.call(command)
     os.execv(command[0], command)

@@ -75,7 +75,8 @@ class Settings:
     )
     workers: int = _setting(
         1,
-        "Number of server processes (needs a shared database).",
+        "Number of server processes on one host, each accepting connections on a socket of "
+        "its own (the kernel spreads them); on SQLite they take turns to write.",
     )
     database_url: str = _setting(
         "",
