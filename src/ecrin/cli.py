@@ -127,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The first start loaded the whole app and opened its database and blob store; a
     # process that serves (one worker) or supervises (several) need not keep that: it
     # becomes a fresh interpreter (`ecrin/workers.py`), same process id. A supervisor then
-    # holds ~10 MiB instead of ~115 MiB, and each worker loads the app for itself.
+    # holds ~14 MiB instead of ~115 MiB, and each worker loads the app for itself.
     command = [sys.executable, "-m", "ecrin.workers"]
     if settings.workers > 1:
         command += ["supervise", settings.host, str(settings.port), str(settings.workers)]

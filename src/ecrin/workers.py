@@ -1,8 +1,8 @@
 """The processes `ecrin serve` becomes: one uvicorn server, or N of them and their supervisor.
 
 `python -m ecrin.workers serve` runs uvicorn on the app, bound to `host:port`, or on an
-inherited listening socket (`--fd`). `python -m ecrin.workers supervise N` binds N sockets
-to `host:port` with SO_REUSEPORT and runs a server on each: the kernel spreads new
+inherited listening socket (`--fd`). `python -m ecrin.workers supervise HOST PORT N` binds
+N sockets to `HOST:PORT` with SO_REUSEPORT and runs a server on each: the kernel spreads new
 connections over the N sockets by a hash of their addresses. (uvicorn's own supervisor binds
 one socket every worker accepts from: a burst of connections, such as a sync client or a
 benchmark opening many at once, mostly lands on whichever worker wakes first; 32 split
@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
 
 APP = "ecrin.cli:app_from_environment"
 BACKLOG = 2048  # uvicorn's default
@@ -42,9 +41,6 @@ def serve(fd: int | None) -> None:
     from ecrin.settings import load_settings
 
     settings = load_settings()
-    options: dict[str, Any] = {}
-    if settings.trusted_proxies:  # whose X-Forwarded-For/-Proto to believe (else 127.0.0.1)
-        options["forwarded_allow_ips"] = settings.trusted_proxies
     config = uvicorn.Config(
         APP,
         factory=True,
@@ -54,8 +50,9 @@ def serve(fd: int | None) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=True,
+        # Whose X-Forwarded-For/-Proto to believe; None: uvicorn's default, 127.0.0.1.
+        forwarded_allow_ips=settings.trusted_proxies or None,
         timeout_graceful_shutdown=30,
-        **options,
     )
     server = uvicorn.Server(config)
     if fd is None:

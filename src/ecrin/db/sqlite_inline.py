@@ -137,9 +137,8 @@ class InlineConnection:
                         raw.execute("BEGIN IMMEDIATE")
                         break
                     except sqlite3.OperationalError as exc:
-                        if raw.in_transaction or "locked" not in str(exc):
-                            raise
-                        if loop.time() > deadline:
+                        locked = "locked" in str(exc) and not raw.in_transaction
+                        if not locked or loop.time() > deadline:
                             raise
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 0.005)
