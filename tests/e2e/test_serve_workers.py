@@ -1,11 +1,13 @@
 """`ecrin serve --workers 2`: a small supervisor, two workers on sockets of their own
-(SO_REUSEPORT), so a burst of connections lands on both; a worker that dies is replaced;
-SIGTERM stops them all; a port already taken is refused, not shared."""
+(SO_REUSEPORT), so a burst of connections lands on both; a worker that dies is replaced,
+but workers that cannot start stop it; SIGTERM stops them all; a port already taken is
+refused, not shared."""
 
 from __future__ import annotations
 
 import base64
 import http.client
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.conftest import LiveServer, StartServer
+from tests.e2e.conftest import LiveServer, StartServer, free_port
 from tests.e2e.scaleout import scaleout_profile
 
 pytestmark = [
@@ -126,3 +128,15 @@ def test_a_port_in_use_is_refused(live_server: StartServer, tmp_path: Path) -> N
     )
     assert second.returncode != 0
     assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr
+
+
+def test_workers_that_cannot_start_stop_the_supervisor(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECRIN_")}
+    env |= {"ECRIN_DATA_DIR": str(tmp_path / "data"), "ECRIN_WORKERS": "two"}  # not a number
+    command = [sys.executable, "-m", "ecrin.workers", "supervise", "127.0.0.1"]
+    command += [str(free_port()), "2"]
+    supervisor = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=DEADLINE, check=False
+    )
+    assert supervisor.returncode == 1
+    assert "a worker keeps exiting" in supervisor.stderr
