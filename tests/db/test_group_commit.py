@@ -1,4 +1,5 @@
-"""SQLite writers queued together share one COMMIT, and lose nothing of what they expect."""
+"""SQLite writers queued together share one COMMIT, and lose nothing of what they expect;
+what some defer to their batch is settled once, before the commit and before other writers."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecrin.core.errors import Conflict
-from ecrin.db.group_commit import GroupCommit
+from ecrin.db.group_commit import Deferred, GroupCommit
 from ecrin.db.sql import SqlMetadataStore, SqlTransaction
 
 
@@ -32,8 +34,16 @@ def count_commits(store: SqlMetadataStore) -> list[int]:
     return commits
 
 
+async def nothing_deferred(_conn: AsyncConnection, changes: Deferred) -> None:
+    raise AssertionError(f"no writer deferred anything, yet {changes} was settled")
+
+
+def grouped(store: SqlMetadataStore) -> GroupCommit:
+    return GroupCommit(store.engine, nothing_deferred)
+
+
 async def add_user(group: GroupCommit, name: str, fail: bool = False) -> None:
-    async with group.transaction() as conn:
+    async with group.transaction() as (conn, _deferred):
         await SqlTransaction(conn).insert_user(name, name, "hash", None, False, 1.0)
         await asyncio.sleep(0)  # let the others queue up
         if fail:
@@ -46,7 +56,7 @@ async def user_names(store: SqlMetadataStore) -> set[str]:
 
 
 async def test_queued_writers_share_commits_and_all_land(store: SqlMetadataStore) -> None:
-    group = GroupCommit(store.engine)
+    group = grouped(store)
     commits = count_commits(store)
     await asyncio.gather(*(add_user(group, f"u{i}") for i in range(40)))
     assert await user_names(store) == {f"u{i}" for i in range(40)}
@@ -54,7 +64,7 @@ async def test_queued_writers_share_commits_and_all_land(store: SqlMetadataStore
 
 
 async def test_a_lone_writer_commits_before_it_returns(store: SqlMetadataStore) -> None:
-    group = GroupCommit(store.engine)
+    group = grouped(store)
     commits = count_commits(store)
     await add_user(group, "solo")
     assert commits[0] == 1
@@ -62,7 +72,7 @@ async def test_a_lone_writer_commits_before_it_returns(store: SqlMetadataStore) 
 
 
 async def test_a_failing_writer_is_rolled_back_alone(store: SqlMetadataStore) -> None:
-    group = GroupCommit(store.engine)
+    group = grouped(store)
     results = await asyncio.gather(
         *(add_user(group, f"u{i}", fail=i % 3 == 0) for i in range(12)), return_exceptions=True
     )
@@ -72,7 +82,7 @@ async def test_a_failing_writer_is_rolled_back_alone(store: SqlMetadataStore) ->
 
 
 async def test_a_writer_conflicting_with_its_batch_fails_alone(store: SqlMetadataStore) -> None:
-    group = GroupCommit(store.engine)
+    group = grouped(store)
     results = await asyncio.gather(
         add_user(group, "same"),
         add_user(group, "same"),
@@ -81,3 +91,63 @@ async def test_a_writer_conflicting_with_its_batch_fails_alone(store: SqlMetadat
     )
     assert [type(r).__name__ for r in results] == ["NoneType", "Conflict", "NoneType"]
     assert await user_names(store) == {"same", "other"}
+
+
+async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
+    store: SqlMetadataStore,
+) -> None:
+    settled: list[Deferred] = []
+    seen_by_writers: list[int] = []  # how many settlements a plain writer found done
+
+    async def settle(_conn: AsyncConnection, changes: Deferred) -> None:
+        settled.append(dict(changes))
+
+    group = GroupCommit(store.engine, settle)
+    commits = count_commits(store)
+
+    async def deferring(folder: int, delta: int, fail: bool = False) -> None:
+        async with group.transaction(deferring=True) as (_conn, deferred):
+            assert deferred is not None
+            deferred[folder] = deferred.get(folder, 0) + delta
+            await asyncio.sleep(0)
+            if fail:
+                raise Conflict("rolled back, and what it deferred with it")
+
+    async def plain() -> None:
+        async with group.transaction() as (_conn, deferred):
+            assert deferred is None
+            seen_by_writers.append(len(settled))
+
+    results = await asyncio.gather(
+        deferring(1, 10),
+        deferring(1, 5),
+        deferring(2, 7),
+        deferring(2, 1000, fail=True),
+        plain(),
+        deferring(1, 1),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["Conflict"] + ["NoneType"] * 2
+    assert commits[0] == 1  # one batch
+    assert settled == [{1: 15, 2: 7}, {1: 1}]  # before the plain writer, then before the commit
+    assert seen_by_writers == [1]
+
+
+async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore) -> None:
+    async def settle(_conn: AsyncConnection, _changes: Deferred) -> None:
+        raise RuntimeError("the disk went away")
+
+    group = GroupCommit(store.engine, settle)
+
+    async def deferring(name: str) -> None:
+        async with group.transaction(deferring=True) as (conn, deferred):
+            assert deferred is not None
+            await SqlTransaction(conn).insert_user(name, name, "hash", None, False, 1.0)
+            deferred[1] = 1
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(
+        deferring("a"), deferring("b"), add_user(group, "c"), return_exceptions=True
+    )
+    assert all(isinstance(r, Exception) for r in results), results
+    assert await user_names(store) == set()  # none of the batch's changes is kept

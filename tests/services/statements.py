@@ -59,11 +59,11 @@ class TransactionCounter:
             monkeypatch.setattr(store, kind, self._counted(kind, getattr(store, kind)))
 
     def _counted(
-        self, kind: str, open_transaction: Callable[[], AbstractAsyncContextManager[Any]]
-    ) -> Callable[[], AbstractAsyncContextManager[Any]]:
-        def counted() -> AbstractAsyncContextManager[Any]:
+        self, kind: str, open_transaction: Callable[..., AbstractAsyncContextManager[Any]]
+    ) -> Callable[..., AbstractAsyncContextManager[Any]]:
+        def counted(**options: Any) -> AbstractAsyncContextManager[Any]:
             self.opened.append(kind)
-            return open_transaction()
+            return open_transaction(**options)
 
         return counted
 

@@ -14,7 +14,6 @@ from ecrin.core.clock import ManualClock
 from ecrin.core.errors import QuotaExceeded
 from ecrin.core.model import NodeKind, User
 from ecrin.core.paths import DavPath
-from ecrin.services.changes import propagate_change
 from ecrin.services.sharing import ShareRequest, ShareType
 from tests.services.statements import counting
 from tests.support import Dav
@@ -195,7 +194,7 @@ async def grow(app: EcrinApp, path: str, folders: int, files: int) -> None:
                     sha256=sha256,
                 )
         await tx.set_blob_refcount(blob_id, folders * files)
-        await propagate_change(tx, parent.id, folders * files * len(content))
+        await tx.propagate_change(parent.id, folders * files * len(content))
         await tx.add_usage(alice.id, folders * files * len(content))
 
 

@@ -10,13 +10,19 @@ What a writer may rely on is unchanged:
   writer of the batch gets the error, and none of their changes is kept;
 - a writer whose block raises is rolled back to its savepoint alone; the batch goes on;
 - writers see each other's changes in queue order, exactly as if each had committed.
+
+A writer that says so (`deferring`) may leave work to the batch: folder changes to
+propagate up the tree (folder id -> size delta, summed), which `settle` does once, before
+the COMMIT and before any writer that did not say so runs. A burst of small uploads into one
+folder then updates its ancestors once, not once per file. Such a writer must not read what
+it deferred; what a writer rolled back to its savepoint deferred is dropped with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -27,6 +33,9 @@ from ecrin.db.prepared import PreparedRunner
 
 MAX_BATCH = 32  # bounds the wait of a batch's first writer
 
+Deferred = dict[int, int]  # folder id -> size delta, changes a writer left to its batch
+Settle = Callable[[AsyncConnection, Deferred], Awaitable[None]]
+
 
 @dataclass(eq=False)
 class _Batch:
@@ -35,19 +44,24 @@ class _Batch:
     raw: sqlite3.Connection
     committed: asyncio.Future[None] = field(default_factory=asyncio.Future)
     members: int = 0
+    deferred: Deferred = field(default_factory=dict)
 
 
 class GroupCommit:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, settle: Settle) -> None:
         self._engine = engine
+        self._settle = settle
         self._lock = asyncio.Lock()
         self._queued = 0  # writers waiting for the lock
         self._batch: _Batch | None = None
         self._flush: asyncio.Task[None] | None = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside this writer's savepoint; leaves once the changes are durable."""
+    async def transaction(
+        self, *, deferring: bool = False
+    ) -> AsyncIterator[tuple[AsyncConnection, Deferred | None]]:
+        """A connection inside this writer's savepoint, and where it may defer changes (when
+        `deferring`); leaves once the changes are durable."""
         self._queued += 1
         try:
             await self._lock.acquire()
@@ -57,9 +71,18 @@ class GroupCommit:
             batch = self._batch or await self._open()
             batch.members += 1
             try:
+                if not deferring:
+                    try:
+                        await self._settle_deferred(batch)
+                    except BaseException as exc:
+                        _fail(batch, exc)
+                        raise
                 batch.raw.execute("SAVEPOINT writer")
-                yield batch.conn
+                deferred: Deferred | None = {} if deferring else None
+                yield batch.conn, deferred
                 batch.raw.execute("RELEASE writer")
+                for folder_id, size_delta in (deferred or {}).items():
+                    batch.deferred[folder_id] = batch.deferred.get(folder_id, 0) + size_delta
             except BaseException:
                 self._undo(batch)
                 raise
@@ -81,6 +104,12 @@ class GroupCommit:
             raise
         self._batch = _Batch(conn, transaction, raw)
         return self._batch
+
+    async def _settle_deferred(self, batch: _Batch) -> None:
+        """Outside any writer's savepoint: a failure here fails the whole batch."""
+        if batch.deferred:
+            deferred, batch.deferred = batch.deferred, {}
+            await self._settle(batch.conn, deferred)
 
     def _undo(self, batch: _Batch) -> None:
         """Roll this writer back; if SQLite already dropped the whole transaction (an I/O
@@ -113,6 +142,7 @@ class GroupCommit:
         self._batch = None
         try:
             if commit:
+                await self._settle_deferred(batch)
                 await batch.transaction.commit()
             else:
                 await batch.transaction.rollback()

@@ -166,6 +166,17 @@ class MetadataTransaction(Protocol):
         """`bump_revisions` on the node and its ancestors up to its storage root, except
         those in `skip`, in one statement; says which of them carry a share."""
 
+    async def propagate_change(
+        self, folder_id: int, size_delta: int = 0, *, deferrable: bool = False
+    ) -> None:
+        """A change in `folder_id`: new etags for it, its ancestors and the folders holding
+        the mount points of any share on the way up; `size_delta` added to their sizes.
+
+        `deferrable`, in a write opened with `deferrable_changes`: the change may instead be
+        propagated once for every writer of the commit it shares (SQLite's group commit),
+        before that commit and before any other kind of writer runs in it. The writer must
+        not read the ancestors of `folder_id` afterwards."""
+
     async def subtree(self, node_id: int) -> list[tuple[Node, tuple[str, ...]]]:
         """The node and all its descendants, parents before children, with relative paths."""
 
@@ -391,6 +402,9 @@ class MetadataStore(Protocol):
         """A consistent read-only snapshot."""
         ...
 
-    def write(self) -> AbstractAsyncContextManager[MetadataTransaction]:
-        """A write transaction, committed when the block exits without error."""
+    def write(
+        self, *, deferrable_changes: bool = False
+    ) -> AbstractAsyncContextManager[MetadataTransaction]:
+        """A write transaction, committed when the block exits without error.
+        `deferrable_changes`: see `MetadataTransaction.propagate_change`."""
         ...

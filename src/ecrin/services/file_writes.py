@@ -16,7 +16,6 @@ from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
 from ecrin.core.retention import versions_to_drop
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.checksums import ExpectedChecksum, StreamingDigests
 from ecrin.services.locks import LockCheck, home_locks, locks_in_view
 from ecrin.services.notifications import ChangeNotifier
@@ -206,7 +205,7 @@ class FileWrites:
         are copied)."""
         now = self.clock.now()
         released: list[str] = []
-        async with self.metadata.write() as tx:
+        async with self.metadata.write(deferrable_changes=True) as tx:
             try:
                 found = await _drop_aside(tx, await resolve(tx, user, path, now))
             except Conflict:
@@ -250,7 +249,9 @@ class FileWrites:
                     content_type=content_type,
                     checksums=checksums,
                 )
-            await propagate_change(tx, found.parent.id, delta)
+            # Its folder's ancestors are not read past this point: with the other uploads of
+            # its group commit, their change is propagated once, before the commit.
+            await tx.propagate_change(found.parent.id, delta, deferrable=True)
         await self.notifier.changed(user, found.path, stored.etag)
         await self.discard(released)
         return UploadResult(stored, created=current is None)
@@ -276,7 +277,7 @@ class FileWrites:
             found.require(Permission.UPDATE)
             node = found.existing()
             await tx.set_mtime(node.id, mtime)
-            await propagate_change(tx, node.id)
+            await tx.propagate_change(node.id)
             changed = await tx.node(node.id)
         await self.notifier.changed(user, path, changed.etag if changed else None)
 

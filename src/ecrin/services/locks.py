@@ -26,7 +26,6 @@ from ecrin.core.model import Lock, LockScope, Node, NodeKind, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.tree import Resolved, path_in_home, resolve
 
 TOKEN_PREFIX = "opaquelocktoken:"
@@ -253,7 +252,7 @@ class LockService:
                     mtime=now,
                     now=now,
                 )
-                await propagate_change(tx, found.parent.id)
+                await tx.propagate_change(found.parent.id)
             else:
                 found.require(Permission.UPDATE)
             owner_id, stored_path = view.stored_at(path)

@@ -33,7 +33,6 @@ from ecrin.core.model import Mount, Node, Share, ShareType, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.tree import path_in_home, resolve_existing, share_permissions
 
 LINK_TOKEN_BYTES = 12
@@ -127,7 +126,7 @@ class SharingService:
             for member in await self._recipients(tx, share):
                 if member != node.owner_id and member != user.id:
                     await self._mount(tx, share, member, node.name)
-            await propagate_change(tx, node.id)
+            await tx.propagate_change(node.id)
             return share
 
     def _granted(self, request: ShareRequest, node: Node, held: Permission) -> Permission:
@@ -182,7 +181,7 @@ class SharingService:
             stem, dot, ext = name.rpartition(".")
             candidate = f"{stem} ({counter}).{ext}" if dot and stem else f"{name} ({counter})"
         await tx.insert_mount(Mount(share.id, user_id, root.id, candidate))
-        await propagate_change(tx, root.id)
+        await tx.propagate_change(root.id)
 
     async def _link_password(self, password: str | None) -> str | None:
         if not password:
@@ -321,7 +320,7 @@ class SharingService:
                 values["note"] = note[:4000]
             if values:
                 await tx.update_share(share.id, **values)
-            await propagate_change(tx, share.node_id)
+            await tx.propagate_change(share.node_id)
             updated = await tx.share(share.id)
             assert updated is not None
             return updated
@@ -339,7 +338,7 @@ class SharingService:
         async with self.metadata.write() as tx:
             share = await self._managed(tx, user, share_id)
             await tx.delete_share(share.id)
-            await propagate_change(tx, share.node_id)
+            await tx.propagate_change(share.node_id)
 
     async def _managed(self, tx: MetadataTransaction, user: User, share_id: int) -> Share:
         share = await tx.share(share_id)

@@ -14,7 +14,6 @@ from ecrin.core.errors import NotFound
 from ecrin.core.model import Node, TrashItem, User
 from ecrin.core.paths import DavPath
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.files import FileService
 from ecrin.services.locks import check_not_locked_by_others
 from ecrin.services.quota import charge_usage
@@ -66,7 +65,7 @@ class TrashService:
             await charge_usage(tx, user.id, node.size)
             await tx.move_node(node.id, parent.id, name)
             await tx.delete_trash_record(item.id)
-            await propagate_change(tx, parent.id, node.size)
+            await tx.propagate_change(parent.id, node.size)
             restored = (await path_in_home(tx, parent.id)).child(name)
             node = dataclasses.replace(node, parent_id=parent.id, name=name)
         await self.files.notifier.changed(user, restored, node.etag)

@@ -11,7 +11,6 @@ from ecrin.core.model import Mount, Node, NodeKind, Share, User
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.quota import charge_usage
 from ecrin.services.tree import Resolved, resolve, resolve_existing
@@ -42,7 +41,7 @@ class TreeOperations:
                 mtime=now,
                 now=now,
             )
-            await propagate_change(tx, found.parent.id)
+            await tx.propagate_change(found.parent.id)
         await self.notifier.changed(user, path, node.etag)
         return node
 
@@ -55,7 +54,7 @@ class TreeOperations:
             found = await resolve_existing(tx, user, path, now)
             if found.mount is not None:
                 await self._unmount(tx, user, found.mount, found.share)
-                await propagate_change(tx, found.parent.id)
+                await tx.propagate_change(found.parent.id)
             else:
                 found.require(Permission.DELETE)
                 await self.move_to_trash(tx, user, found, now)
@@ -90,7 +89,7 @@ class TreeOperations:
             deleted_by=user.id,
         )
         assert node.parent_id is not None
-        await propagate_change(tx, node.parent_id, -node.size)
+        await tx.propagate_change(node.parent_id, -node.size)
         await tx.add_usage(owner_id, -node.size)
 
     async def move(
@@ -133,8 +132,8 @@ class TreeOperations:
             await tx.add_usage(node.owner_id, -node.size)
         assert node.parent_id is not None
         await tx.move_node(node.id, dst.parent.id, destination.name)
-        await propagate_change(tx, node.parent_id, -node.size)
-        await propagate_change(tx, dst.parent.id, node.size)
+        await tx.propagate_change(node.parent_id, -node.size)
+        await tx.propagate_change(dst.parent.id, node.size)
         # Only folders above it changed: the node's own revision did not.
         return dataclasses.replace(
             node, parent_id=dst.parent.id, name=destination.name, owner_id=new_owner
@@ -153,8 +152,8 @@ class TreeOperations:
             raise Forbidden("a shared item can only be moved within your own files")
         assert src.mount is not None
         await tx.move_mount(src.mount.share_id, user.id, dst.parent.id, destination.name)
-        await propagate_change(tx, src.parent.id)
-        await propagate_change(tx, dst.parent.id)
+        await tx.propagate_change(src.parent.id)
+        await tx.propagate_change(dst.parent.id)
 
     async def _clear_destination(
         self,
@@ -174,7 +173,7 @@ class TreeOperations:
         dst.require(Permission.DELETE)
         if dst.mount is not None:
             await self._unmount(tx, user, dst.mount, dst.share)
-            await propagate_change(tx, dst.parent.id)
+            await tx.propagate_change(dst.parent.id)
         else:
             await self.move_to_trash(tx, user, dst, now)
         return await resolve(tx, user, destination, now), False
@@ -210,7 +209,7 @@ class TreeOperations:
                 now=now,
                 recursive=recursive,
             )
-            await propagate_change(tx, dst.parent.id, size)
+            await tx.propagate_change(dst.parent.id, size)
         await self.notifier.changed(user, destination, copied.etag)
         return created
 

@@ -7,7 +7,6 @@ from ecrin.core.errors import NotFound
 from ecrin.core.model import Node, User, Version
 from ecrin.core.permissions import Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.changes import propagate_change
 from ecrin.services.files import FileService
 from ecrin.services.locks import check_not_locked_by_others
 from ecrin.services.quota import charge_usage
@@ -84,7 +83,7 @@ class VersionService:
                 checksums=version.checksums,
             )
             assert node.parent_id is not None
-            await propagate_change(tx, node.parent_id, delta)  # above the file only
+            await tx.propagate_change(node.parent_id, delta)  # above the file only
             return restored
 
     async def forget(self, user: User, file_id: int, version_id: int) -> None:

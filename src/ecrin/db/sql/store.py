@@ -42,7 +42,7 @@ class SqlMetadataStore:
         options = EngineOptions(durable, pool_size, ping_after_idle=ping_after_idle)
         self.engine: AsyncEngine = create_engine(self.url, options)
         # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
-        self._writes = GroupCommit(self.engine) if self.is_sqlite else None
+        self._writes = GroupCommit(self.engine, _propagate) if self.is_sqlite else None
         self._idle_readers: list[AsyncConnection] = []  # SQLite: see `_sqlite_read`
 
     async def open(self) -> None:
@@ -112,11 +112,15 @@ class SqlMetadataStore:
                 await conn.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqlTransaction]:
+    async def write(self, *, deferrable_changes: bool = False) -> AsyncIterator[SqlTransaction]:
         with database_errors():
             if self._writes is not None:
-                async with self._writes.transaction() as conn:
-                    yield SqlTransaction(conn, prepared=await PreparedRunner.of(conn))
+                async with self._writes.transaction(deferring=deferrable_changes) as (
+                    conn,
+                    deferred,
+                ):
+                    prepared = await PreparedRunner.of(conn)
+                    yield SqlTransaction(conn, prepared=prepared, deferred=deferred)
                 return
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(ecrin_write=True)
@@ -127,3 +131,8 @@ class SqlMetadataStore:
         with database_errors():
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+
+async def _propagate(conn: AsyncConnection, changes: dict[int, int]) -> None:
+    """The changes a group commit's writers deferred, in its transaction."""
+    await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).propagate_changes(changes)

@@ -1,5 +1,12 @@
 """`SqlTransaction`: one database transaction, made of its parts, one per kind of record."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ecrin.db.prepared import PreparedRunner
 from ecrin.db.sql.accounts import SqlAccounts
 from ecrin.db.sql.blobs import SqlBlobs
 from ecrin.db.sql.history import SqlHistory
@@ -23,3 +30,39 @@ class SqlTransaction(
     SqlHistory,
 ):
     """One database transaction; the primitives the services compose atomically."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        *,
+        lock_homes: bool = False,
+        prepared: PreparedRunner | None = None,
+        deferred: dict[int, int] | None = None,
+    ) -> None:
+        """`deferred`: where deferrable changes are recorded (folder id -> size delta), when
+        this writer's batch propagates them for it."""
+        super().__init__(conn, lock_homes=lock_homes, prepared=prepared)
+        self._deferred = deferred
+
+    async def propagate_change(
+        self, folder_id: int, size_delta: int = 0, *, deferrable: bool = False
+    ) -> None:
+        # Where nothing on the way up is shared, one statement.
+        if deferrable and self._deferred is not None:
+            self._deferred[folder_id] = self._deferred.get(folder_id, 0) + size_delta
+            return
+        seen: set[int] = set()
+        pending: list[tuple[int, int]] = [(folder_id, size_delta)]
+        while pending:
+            start, delta = pending.pop()
+            changed = await self.bump_ancestors(start, delta, skip=seen)
+            seen.update(changed.ids)
+            if changed.shared_ids:
+                shares = await self.shares_on(changed.shared_ids)
+                for mount in await self.mounts_of_shares([s.id for s in shares]):
+                    pending.append((mount.parent_id, 0))
+
+    async def propagate_changes(self, changes: Mapping[int, int]) -> None:
+        """What writers deferred: `propagate_change` for each folder, its deltas summed."""
+        for folder_id, size_delta in changes.items():
+            await self.propagate_change(folder_id, size_delta)
