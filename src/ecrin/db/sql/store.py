@@ -18,7 +18,7 @@ from ecrin.db.engine import (
     normalise_url,
     use_write_ahead_log,
 )
-from ecrin.db.group_commit import GroupCommit
+from ecrin.db.group_commit import Deferred, GroupCommit
 from ecrin.db.prepared import PreparedRunner
 from ecrin.db.sql.transaction import SqlTransaction
 
@@ -133,6 +133,6 @@ class SqlMetadataStore:
                 await conn.execute(text("SELECT 1"))
 
 
-async def _propagate(conn: AsyncConnection, changes: dict[int, int]) -> None:
+async def _propagate(conn: AsyncConnection, changes: Deferred) -> None:
     """The changes a group commit's writers deferred, in its transaction."""
     await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).propagate_changes(changes)

@@ -47,10 +47,10 @@ class SqlTransaction(
     async def propagate_change(
         self, folder_id: int, size_delta: int = 0, *, deferrable: bool = False
     ) -> None:
-        # Where nothing on the way up is shared, one statement.
         if deferrable and self._deferred is not None:
             self._deferred[folder_id] = self._deferred.get(folder_id, 0) + size_delta
             return
+        # Where nothing on the way up is shared, one statement.
         seen: set[int] = set()
         pending: list[tuple[int, int]] = [(folder_id, size_delta)]
         while pending:
