@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ecrin.core.model import (
@@ -408,3 +409,7 @@ class MetadataStore(Protocol):
         """A write transaction, committed when the block exits without error.
         `deferrable_changes`: see `MetadataTransaction.propagate_change`."""
         ...
+
+    async def snapshot_to(self, destination: Path) -> None:
+        """A copy of the whole database at one instant, in a new file (SQLite only: other
+        databases have tools of their own, and BadRequest says so)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ecrin.core.errors import EcrinError, StorageError
@@ -67,12 +67,18 @@ class StorageMigration:
         jobs: int = 4,
         verify_existing: bool = False,
         on_progress: Callable[[MigrationProgress], None] | None = None,
+        only: Collection[str] | None = None,
     ) -> MigrationProgress:
+        """`only`: these blobs, rather than every blob the source lists."""
         progress = MigrationProgress()
         present = {blob_id async for blob_id in self.destination.list_blobs()}
         queue: asyncio.Queue[str] = asyncio.Queue()
-        async for blob_id in self.source.list_blobs():
-            queue.put_nowait(blob_id)
+        if only is None:
+            async for blob_id in self.source.list_blobs():
+                queue.put_nowait(blob_id)
+        else:
+            for blob_id in only:
+                queue.put_nowait(blob_id)
         progress.total = queue.qsize()
 
         async def worker() -> None:

@@ -21,6 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ecrin.core.durable_files import fsync_dir
 from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
 from ecrin.storage.blob_ids import ShardedIds
 
@@ -35,14 +36,6 @@ INLINE_READ = 64 * 1024
 # in a thread while the next one fills, so a writer holds at most two batches. Larger batches
 # (4 and 8 MiB were measured) save thread hand-offs but no measurable event-loop time.
 WRITE_BATCH = 1024 * 1024
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 WritebackStarter = Callable[[int, int, int], None]
@@ -173,7 +166,7 @@ class LocalBlobWriter:
         self._store.ensure_shard(final.parent)
         os.rename(self._temp_path, final)
         if self._store.fsync:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     async def abort(self) -> None:
         self._aborted = True
@@ -275,7 +268,7 @@ class LocalBlobStore:
                 if not folder.is_dir():
                     folder.mkdir(exist_ok=True)
                     if self.fsync:
-                        _fsync_dir(folder.parent)
+                        fsync_dir(folder.parent)
         self._known_shards.add(shard)
 
     async def create(self) -> LocalBlobWriter:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ecrin.core.durable_files import fsync_file
+from ecrin.core.errors import BadRequest
 from ecrin.db import migrations
 from ecrin.db.engine import (
     PING_AFTER_IDLE,
@@ -56,6 +61,32 @@ class SqlMetadataStore:
                     before, after = await conn.run_sync(migrations.upgrade)
         if before != after:
             log.info("database schema: %s -> %s", before or "empty", after)
+
+    async def snapshot_to(self, destination: Path) -> None:
+        """The whole database as it is at one instant, written to `destination` (a new
+        SQLite file) and fsynced: SQLite's online backup in one step, one read transaction
+        that writers go on beside (write-ahead log)."""
+        if not self.is_sqlite or not self.url.database:
+            raise BadRequest(
+                "only a SQLite database is copied by Ecrin; back PostgreSQL up with its own "
+                "tools (pg_dump, or continuous archiving)"
+            )
+        source_path = self.url.database
+
+        def copy() -> None:
+            source = sqlite3.connect(source_path)
+            try:
+                target = sqlite3.connect(destination)
+                try:
+                    source.backup(target)  # every page in one step: one snapshot
+                finally:
+                    target.close()
+            finally:
+                source.close()
+            fsync_file(destination)
+
+        with database_errors():
+            await asyncio.to_thread(copy)
 
     async def close(self) -> None:
         while self._idle_readers:

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Protocol
 
+from ecrin.core.durable_files import fsync_dir
 from ecrin.core.errors import StorageError
 from ecrin.storage.local import remove_stale_files
 from ecrin.storage.protocol import BlobStore, BlobWriter
@@ -62,14 +63,6 @@ class KeyRecordStore(Protocol):
         ...
 
     async def clean_temporary(self, older_than: float) -> list[str]: ...
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalKeyRecords:
@@ -142,13 +135,13 @@ class LocalKeyRecords:
                 except FileNotFoundError:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     if self.fsync:
-                        _fsync_dir(final.parent.parent)
-                        _fsync_dir(self.root)
+                        fsync_dir(final.parent.parent)
+                        fsync_dir(self.root)
                     os.replace(temp, final)
                 folders.add(final.parent)
             if self.fsync:
                 for folder in folders:
-                    _fsync_dir(folder)
+                    fsync_dir(folder)
         finally:
             for temp, _ in temps:
                 temp.unlink(missing_ok=True)
