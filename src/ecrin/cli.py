@@ -110,9 +110,14 @@ def app_from_environment() -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    # Workers are separate processes: hand them the resolved settings through the environment.
+    # Workers are separate processes that resolve the settings again, from the same
+    # environment and config file, plus the flags given here: so the workers a reload
+    # (SIGHUP) starts read the config file as it is then.
     for setting in SETTINGS:
-        os.environ[setting.env_var] = str(getattr(settings, setting.name))
+        if getattr(args, setting.name, None) is not None:
+            os.environ[setting.env_var] = str(getattr(settings, setting.name))
+    if args.config is not None:
+        os.environ["ECRIN_CONFIG"] = str(args.config.resolve())
     # Several workers without redis_url coordinate through the data folder (coordination_for).
     admin_password = _run(settings, _first_start)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"

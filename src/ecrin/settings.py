@@ -76,7 +76,8 @@ class Settings:
     workers: int = _setting(
         1,
         "Number of server processes on one host, each accepting connections on a socket of "
-        "its own (the kernel spreads them); on SQLite they take turns to write.",
+        "its own (the kernel spreads them); on SQLite they take turns to write. SIGHUP to "
+        "`ecrin serve` then replaces them one by one, reading the config file again.",
     )
     database_url: str = _setting(
         "",

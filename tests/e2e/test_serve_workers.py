@@ -1,7 +1,8 @@
 """`ecrin serve --workers 2`: a small supervisor, two workers on sockets of their own
 (SO_REUSEPORT), so a burst of connections lands on both; a worker that dies is replaced,
-but workers that cannot start stop it; SIGTERM stops them all; a port already taken is
-refused, not shared."""
+but workers that cannot start stop it; SIGHUP replaces them one by one without a failed
+request, and keeps them if the new ones cannot start; SIGTERM stops them all; a port
+already taken is refused, not shared."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -107,6 +110,80 @@ def test_a_worker_that_dies_is_replaced(live_server: StartServer) -> None:
             _propfind(server, connection)
         finally:
             connection.close()
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_sighup_replaces_the_workers_without_a_failed_request(live_server: StartServer) -> None:
+    server = live_server(ECRIN_WORKERS="2")
+    before = {w.pid for w in _workers(server)}
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def client() -> None:  # a new connection each time: each lands on either socket
+        while not stop.is_set():
+            connection = server.connection(timeout=30)
+            try:
+                _propfind(server, connection)
+                outcomes.append("ok")
+            except (OSError, http.client.HTTPException, AssertionError) as exc:
+                outcomes.append(repr(exc))
+            finally:
+                connection.close()
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        os.kill(server.pid, signal.SIGHUP)
+        _wait_for(
+            lambda: len(now := {w.pid for w in _workers(server)}) == 2 and not now & before,
+            "the workers were not replaced",
+        )
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(DEADLINE)
+    failed = [outcome for outcome in outcomes if outcome != "ok"]
+    assert not failed and len(outcomes) > 100, (len(outcomes), failed[:5])
+    assert "reloaded" in server.log_tail()
+
+
+def test_a_reload_reads_the_config_file_and_keeps_the_workers_if_it_is_wrong(
+    live_server: StartServer,
+) -> None:
+    server = live_server(ECRIN_WORKERS="2")
+    before = {w.pid for w in _workers(server)}
+    config = server.data_dir / "ecrin.toml"
+    config.write_text("max_upload_bytes = = 1000\n")  # not TOML
+    os.kill(server.pid, signal.SIGHUP)
+    _wait_for(lambda: "reload stopped" in server.log_tail(), "the reload did not stop")
+    _wait_for(lambda: {w.pid for w in _workers(server)} == before, "workers were lost")
+    assert _put(server, 2000) == 201
+
+    config.write_text("max_upload_bytes = 1000\n")
+    os.kill(server.pid, signal.SIGHUP)
+    _wait_for(lambda: "reloaded" in server.log_tail(), "the reload did not end")
+    assert _put(server, 2000) == 413
+
+
+def _put(server: LiveServer, size: int) -> int:
+    connection = server.connection(timeout=30)
+    try:
+        headers = {"Authorization": server.auth_header()}
+        connection.request(
+            "PUT", server.dav_path(f"/put-{time.monotonic_ns()}"), b"x" * size, headers
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
 
 
 def test_sigterm_stops_the_supervisor_and_its_workers(live_server: StartServer) -> None:
