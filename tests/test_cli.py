@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from ecrin.app import build_runtime
+from ecrin.core.model import LockScope
+from ecrin.core.paths import DavPath
+from ecrin.services.locks import LockRequest
 from ecrin.settings import Settings, render_reference
 
 PASSWORD = "first password, long enough"
@@ -110,6 +113,34 @@ def test_app_passwords_create_list_revoke(cli: Cli) -> None:
     assert cli.run("user", "token", "list", "bob").stdout == ""
     failed = cli.run("user", "token", "revoke", "bob", token_id, code=2)
     assert "no app password" in failed.stderr
+
+
+def test_an_admin_lists_and_breaks_a_lock_left_behind(cli: Cli) -> None:
+    cli.run("user", "add", "bob", "--password", PASSWORD)
+
+    async def lock_and_count(take: bool) -> int:
+        runtime = build_runtime(Settings(data_dir=cli.data_dir, fsync=False))
+        await runtime.open()
+        try:
+            services = runtime.services
+            bob = await services.accounts.get_user("bob")
+            if take:
+                request = LockRequest(LockScope.EXCLUSIVE, False, "<d:href>laptop</d:href>", 3600)
+                await services.locks.lock(bob, bob, DavPath.parse("/report.odt"), request)
+            return len(await services.locks.held_in(bob))
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(lock_and_count(take=True)) == 1
+    listing = cli.run("locks", "list", "bob").stdout.splitlines()
+    assert len(listing) == 1
+    token, path, kind, holder, _until = listing[0].split("\t")
+    assert (path, kind, holder) == ("/report.odt", "exclusive, depth 0", "held by bob")
+
+    assert "lock on /report.odt removed" in cli.run("locks", "break", "bob", token).stdout
+    assert asyncio.run(lock_and_count(take=False)) == 0
+    assert cli.run("locks", "list", "bob").stdout == ""
+    assert "no active lock" in cli.run("locks", "break", "bob", token, code=2).stderr
 
 
 def test_errors_are_a_message_on_stderr_and_exit_code_2(cli: Cli) -> None:

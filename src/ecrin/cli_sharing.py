@@ -1,4 +1,5 @@
-"""`ecrin group|share|trash|versions …`: groups, shares, the trash and versions, for admins."""
+"""`ecrin group|share|trash|versions|locks …`: groups, shares, the trash, versions and
+WebDAV locks, for admins."""
 
 from __future__ import annotations
 
@@ -143,6 +144,21 @@ async def _versions(services: Services, args: argparse.Namespace) -> None:
         print(f"version {args.id} of {args.path} is current again")
 
 
+async def _locks(services: Services, args: argparse.Namespace) -> None:
+    user = await services.accounts.get_user(args.user)
+    if args.locks_command == "list":
+        names = {u.id: u.name for u in await services.accounts.list_users()}
+        for lock in await services.locks.held_in(user):
+            depth = "infinity" if lock.depth_infinity else "0"
+            print(
+                f"{lock.token}\t/{'/'.join(lock.path)}\t{lock.scope.value}, depth {depth}\t"
+                f"held by {names.get(lock.principal_id, '?')}\tuntil {_when(lock.expires_at)}"
+            )
+    elif args.locks_command == "break":
+        lock = await services.locks.break_lock(user, args.token)
+        print(f"lock on /{'/'.join(lock.path)} removed")
+
+
 # --- parsers -----------------------------------------------------------------------------
 
 
@@ -212,3 +228,15 @@ def add_sharing_parsers(
     restore.add_argument("path")
     restore.add_argument("id", type=int)
     command(versions, _versions)
+
+    locks = sub.add_parser("locks", help="WebDAV locks on a user's files")
+    lock_commands = locks.add_subparsers(dest="locks_command", required=True)
+    lock_commands.add_parser(
+        "list", parents=[common], help="active locks, whoever holds them"
+    ).add_argument("user")
+    breaking = lock_commands.add_parser(
+        "break", parents=[common], help="remove a lock its holder left behind"
+    )
+    breaking.add_argument("user", help="whose files the lock is on")
+    breaking.add_argument("token", help="as `ecrin locks list` shows it")
+    command(locks, _locks)

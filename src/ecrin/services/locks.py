@@ -301,6 +301,21 @@ class LockService:
             condition="lock-token-matches-request-uri",
         )
 
+    async def held_in(self, owner: User) -> list[Lock]:
+        """The active locks on `owner`'s storage, whoever took them (paths as stored)."""
+        async with self.metadata.read() as tx:
+            return await tx.locks(owner.id, self.clock.now())
+
+    async def break_lock(self, owner: User, token: str) -> Lock:
+        """Remove a lock on `owner`'s storage, whoever holds it: for an administrator, when
+        a client died holding a lock that would otherwise last until its timeout."""
+        async with self.metadata.write() as tx:
+            for lock in await tx.locks(owner.id, self.clock.now()):
+                if lock.token == token:
+                    await tx.delete_lock(token)
+                    return lock
+        raise NotFound(f"no active lock {token} on {owner.name}'s files")
+
     async def remove_below(self, home: User, path: DavPath) -> None:
         """Drop the locks rooted at or below a path (after it was deleted or moved away):
         seen from its parent, which is still there, and through which a mount point's own
