@@ -156,20 +156,31 @@ async def test_a_blob_deleted_meanwhile_starts_the_backup_again(
 
 
 @embedded_only
-async def test_a_lost_blob_fails_the_backup_and_keeps_the_previous_one(
+async def test_a_blob_the_instance_lost_is_kept_from_the_backup_or_fails_it(
     app: EcrinApp, alice: Dav, settings: Settings, tmp_path: Path
 ) -> None:
+    """A blob lost from the instance's disk, still in its metadata: the backup keeps the
+    copy it already has; if it has none, it fails and leaves the previous backup alone."""
+    user = await app.runtime.services.accounts.get_user("alice")
+    live = blob_store_at(settings, settings.effective_storage_url)
+
+    async def lose(name: str) -> None:
+        node = await app.runtime.services.files.stat(user, _path(name))
+        assert node.blob_id is not None
+        await live.delete(node.blob_id)
+
     await alice.put("a.bin", os.urandom(BIG))
     await backup_to(settings, tmp_path / "backup")
+    await lose("a.bin")
+    kept = await backup_to(settings, tmp_path / "backup")
+    assert (kept.blobs.already_there, kept.blobs.failed, kept.removed) == (1, {}, 0)
     previous = (tmp_path / "backup" / DATABASE).read_bytes()
-    await alice.put("b.bin", os.urandom(BIG))
-    user = await app.runtime.services.accounts.get_user("alice")
-    node = await app.runtime.services.files.stat(user, _path("b.bin"))
-    assert node.blob_id is not None
-    live = blob_store_at(settings, settings.effective_storage_url)
-    await live.delete(node.blob_id)  # lost from the disk, still in the metadata
 
-    with pytest.raises(StorageError, match="1 blobs could not be copied"):
+    await alice.put("b.bin", os.urandom(BIG))
+    await lose("b.bin")
+    with pytest.raises(
+        StorageError, match="1 blobs that files refer to are missing from the instance"
+    ):
         await backup_to(settings, tmp_path / "backup")
 
     assert (tmp_path / "backup" / DATABASE).read_bytes() == previous

@@ -106,6 +106,12 @@ class Backup:
                     continue
                 if progress.failed:
                     _remove_database(partial)
+                    if vanished:  # in no attempt's copy: lost by the instance itself
+                        raise StorageError(
+                            f"{len(vanished)} blobs that files refer to are missing from the "
+                            f"instance's store ({vanished[0]}…; `ecrin check` lists them); "
+                            "the previous backup is untouched"
+                        )
                     first, problem = sorted(progress.failed.items())[0]
                     raise StorageError(
                         f"{len(progress.failed)} blobs could not be copied ({first}: {problem})"
