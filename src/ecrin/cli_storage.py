@@ -208,12 +208,7 @@ def add_storage_parser(
     )
     migrate.add_argument("--to", required=True, help="destination storage URL (file://, s3://)")
     migrate.add_argument("--from", dest="source", help="source URL (default: storage_url)")
-    migrate.add_argument("--jobs", type=int, default=4, help="blobs copied at once")
-    migrate.add_argument(
-        "--verify-existing",
-        action="store_true",
-        help="re-hash blobs already in the destination instead of trusting them",
-    )
+    _copy_options(migrate)
     migrate.set_defaults(func=cmd_migrate)
 
     backup = sub.add_parser(
@@ -222,10 +217,14 @@ def add_storage_parser(
         help="copy the instance to a folder it runs from (incremental, SHA-256 verified)",
     )
     backup.add_argument("destination", type=Path, help="folder to write the backup to")
-    backup.add_argument("--jobs", type=int, default=4, help="blobs copied at once")
-    backup.add_argument(
+    _copy_options(backup)
+    backup.set_defaults(func=cmd_backup)
+
+
+def _copy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=4, help="blobs copied at once")
+    parser.add_argument(
         "--verify-existing",
         action="store_true",
-        help="re-hash blobs already in the backup instead of trusting them",
+        help="re-hash blobs already in the destination instead of trusting them",
     )
-    backup.set_defaults(func=cmd_backup)
