@@ -26,6 +26,7 @@ the supervisor halfway through starting or reaping a worker.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -42,6 +43,7 @@ QUICK_EXIT_SECONDS = 10.0  # a worker that exits sooner after its start is faili
 MAX_QUICK_EXITS = 5  # in a row: the supervisor gives up rather than restart forever
 RESTART_PAUSE_SECONDS = 1.0
 READY_SECONDS = 120.0  # for a worker started by a reload to say it is ready
+ACCEPTED_GRACE_SECONDS = 0.5  # for connections accepted just before a worker stops
 SIGNALS = {signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 
 
@@ -58,6 +60,15 @@ def serve(fd: int | None, ready_fd: int | None = None) -> None:
             if self.started and ready_fd is not None:
                 os.write(ready_fd, b".")
                 os.close(ready_fd)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn closes at once every connection without a request under way, even one
+            # accepted a moment ago whose request is on its way (its client then reads a
+            # reset). Stop accepting first, and give those requests time to arrive.
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(ACCEPTED_GRACE_SECONDS)
+            await super().shutdown(sockets)
 
     from ecrin.settings import load_settings
 

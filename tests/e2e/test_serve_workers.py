@@ -34,6 +34,7 @@ MIB = 2**20
 SUPERVISOR_MAX_MIB = 30  # Python and the standard library: the supervisor loads no app
 BURST = 32  # connections opened at once, as a sync client or the benchmark does
 DEADLINE = 60.0
+RELOADS = 3
 
 
 def _workers(server: LiveServer) -> list[psutil.Process]:
@@ -120,8 +121,9 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_sighup_replaces_the_workers_without_a_failed_request(live_server: StartServer) -> None:
+    """Three reloads under six clients. Before workers waited for the requests of connections
+    they had just accepted, this lost ~1 request in 10,000 (a reset)."""
     server = live_server(ECRIN_WORKERS="2")
-    before = {w.pid for w in _workers(server)}
     stop = threading.Event()
     outcomes: list[str] = []
 
@@ -136,22 +138,26 @@ def test_sighup_replaces_the_workers_without_a_failed_request(live_server: Start
             finally:
                 connection.close()
 
-    clients = [threading.Thread(target=client) for _ in range(4)]
+    clients = [threading.Thread(target=client) for _ in range(6)]
     for thread in clients:
         thread.start()
     try:
-        os.kill(server.pid, signal.SIGHUP)
-        _wait_for(
-            lambda: len(now := {w.pid for w in _workers(server)}) == 2 and not now & before,
-            "the workers were not replaced",
-        )
+        for _ in range(RELOADS):
+            before = {w.pid for w in _workers(server)}
+            os.kill(server.pid, signal.SIGHUP)
+            _wait_for(lambda old=before: _replaced(server, old), "the workers were not replaced")
     finally:
         stop.set()
         for thread in clients:
             thread.join(DEADLINE)
     failed = [outcome for outcome in outcomes if outcome != "ok"]
-    assert not failed and len(outcomes) > 100, (len(outcomes), failed[:5])
-    assert "reloaded" in server.log_tail()
+    assert not failed and len(outcomes) > 1000, (len(outcomes), failed[:5])
+    assert server.log_tail(lines=10_000).count("reloaded") == RELOADS
+
+
+def _replaced(server: LiveServer, old: set[int]) -> bool:
+    workers = {w.pid for w in _workers(server)}
+    return len(workers) == 2 and not workers & old
 
 
 def test_a_reload_reads_the_config_file_and_keeps_the_workers_if_it_is_wrong(
