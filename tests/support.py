@@ -25,6 +25,12 @@ class Dav:
         self.auth = (user, password) if user else None  # no user: no credentials at all
         self.prefix = prefix or f"/remote.php/dav/files/{user}"
 
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """`auth` where credentials are required (httpx's post/put/delete do not take None)."""
+        assert self.auth is not None, "this Dav is anonymous: it has no credentials"
+        return self.auth
+
     def url(self, path: str) -> str:
         return self.prefix + quote(path if path.startswith("/") else "/" + path)
 

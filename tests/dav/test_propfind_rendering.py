@@ -246,8 +246,8 @@ async def test_depth_zero_does_not_list_the_folder(
     async def no_listing(*_args: object) -> None:
         raise AssertionError("Depth 0 listed the folder")
 
-    for listing in ("listing", "children"):  # a home's folders, other folders
-        monkeypatch.setattr(SqlTransaction, listing, no_listing)
+    for method in ("listing", "children"):  # a home's folders, other folders
+        monkeypatch.setattr(SqlTransaction, method, no_listing)
     listing = parse_multistatus((await alice.propfind("/h", depth="0")).content)
     assert list(listing) == [quote(f"{HOME}/h/")]
     assert listing[quote(f"{HOME}/h/")].found["{DAV:}displayname"].text == "h"

@@ -52,7 +52,7 @@ async def test_announced_size_over_quota_is_507_before_the_body_is_read(limited:
         limited.url("/too-big.bin"),
         content=body,
         headers={"Content-Length": str(QUOTA + 1)},
-        auth=limited.auth,
+        auth=limited.credentials,
     )
     _assert_507(response)
     assert not body.read, "the server read a body it was bound to refuse"
@@ -63,7 +63,7 @@ async def test_announced_size_over_quota_is_507_before_the_body_is_read(limited:
 async def test_unannounced_size_over_quota_is_507_and_stores_nothing(limited: Dav) -> None:
     body = WatchedBody(QUOTA + 1)
     response = await limited.client.put(
-        limited.url("/chunked.bin"), content=body, auth=limited.auth
+        limited.url("/chunked.bin"), content=body, auth=limited.credentials
     )
     assert "content-length" not in response.request.headers
     _assert_507(response)

@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
+from tests.e2e.scaleout import SharedBackends, WorkerGroup, spawn_server
+from tests.profile import scaleout_profile
 from tests.support import run_ecrin
 
 START_TIMEOUT = 60.0

@@ -27,7 +27,8 @@ import httpx
 import pytest
 from lxml import etree
 
-from tests.e2e.scaleout import SharedBackends, WorkerGroup, scaleout_profile, spawn_server
+from tests.e2e.scaleout import SharedBackends, WorkerGroup, spawn_server
+from tests.profile import scaleout_profile
 from tests.support import run_ecrin
 
 START_TIMEOUT = 60.0

@@ -13,6 +13,7 @@ client that alternates workers sees whatever each one committed.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -230,7 +231,7 @@ class WorkerGroup:
             )
             self.worker_ports.append(port)
             self.workers.append(worker)
-            self._wait(lambda port=port: answers(port), f"worker on port {port}")
+            self._wait(functools.partial(answers, port), f"worker on port {port}")
         self.nginx = start_nginx(self.nginx_root, self.port, self.worker_ports)
         self._wait(lambda: answers(self.port, "/lb-health"), "nginx")
 

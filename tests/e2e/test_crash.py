@@ -36,7 +36,7 @@ import pytest
 
 from ecrin import cli
 from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.scaleout import scaleout_profile
+from tests.profile import scaleout_profile
 
 pytestmark = [
     pytest.mark.e2e,

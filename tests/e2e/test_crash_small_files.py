@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.scaleout import scaleout_profile
 from tests.e2e.test_crash import ecrin_check
+from tests.profile import scaleout_profile
 
 pytestmark = [
     pytest.mark.e2e,

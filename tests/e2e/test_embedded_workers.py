@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.scaleout import scaleout_profile
+from tests.profile import scaleout_profile
 
 pytestmark = [
     pytest.mark.e2e,
@@ -79,7 +79,7 @@ def _until_both_answered(ask: Callable[[], Answer], times: int = 3) -> list[Answ
     counts: dict[int, int] = {}
     for _ in range(MAX_ATTEMPTS):
         answers.append(ask())
-        counts: dict[int, int] = {}
+        counts = {}
         for answer in answers:
             counts[answer.worker] = counts.get(answer.worker, 0) + 1
         if len(counts) >= 2 and min(counts.values()) >= times:

@@ -7,6 +7,7 @@ already taken is refused, not shared."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import os
 import signal
@@ -21,7 +22,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import LiveServer, StartServer, free_port
-from tests.e2e.scaleout import scaleout_profile
+from tests.profile import scaleout_profile
 
 pytestmark = [
     pytest.mark.e2e,
@@ -145,7 +146,7 @@ def test_sighup_replaces_the_workers_without_a_failed_request(live_server: Start
         for _ in range(RELOADS):
             before = {w.pid for w in _workers(server)}
             os.kill(server.pid, signal.SIGHUP)
-            _wait_for(lambda old=before: _replaced(server, old), "the workers were not replaced")
+            _wait_for(functools.partial(_replaced, server, before), "the workers were not replaced")
     finally:
         stop.set()
         for thread in clients:

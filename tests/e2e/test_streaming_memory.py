@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.scaleout import scaleout_profile
+from tests.profile import scaleout_profile
 
 pytestmark = [
     pytest.mark.e2e,

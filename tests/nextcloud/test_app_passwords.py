@@ -19,7 +19,7 @@ async def _get_app_password(alice: Dav, auth: tuple[str, str]) -> str:
 
 
 async def test_password_traded_for_a_working_app_password(app: EcrinApp, alice: Dav) -> None:
-    token = await _get_app_password(alice, alice.auth)
+    token = await _get_app_password(alice, alice.credentials)
     response = await alice.client.request(
         "PROPFIND", "/remote.php/dav/files/alice/", auth=("alice", token), headers={"Depth": "0"}
     )
@@ -29,7 +29,7 @@ async def test_password_traded_for_a_working_app_password(app: EcrinApp, alice: 
 
 
 async def test_an_app_password_cannot_mint_another(alice: Dav) -> None:
-    token = await _get_app_password(alice, alice.auth)
+    token = await _get_app_password(alice, alice.credentials)
     response = await alice.client.get(
         "/ocs/v2.php/core/getapppassword?format=json", auth=("alice", token)
     )
@@ -38,7 +38,7 @@ async def test_an_app_password_cannot_mint_another(alice: Dav) -> None:
 
 
 async def test_delete_revokes_the_app_password_in_use(alice: Dav) -> None:
-    token = await _get_app_password(alice, alice.auth)
+    token = await _get_app_password(alice, alice.credentials)
     response = await alice.client.delete(
         "/ocs/v2.php/core/apppassword?format=json", auth=("alice", token)
     )
@@ -50,5 +50,5 @@ async def test_delete_revokes_the_app_password_in_use(alice: Dav) -> None:
 
 
 async def test_delete_with_the_real_password_is_refused(alice: Dav) -> None:
-    response = await alice.client.delete("/ocs/v2.php/core/apppassword", auth=alice.auth)
+    response = await alice.client.delete("/ocs/v2.php/core/apppassword", auth=alice.credentials)
     assert response.status_code == 403

@@ -291,9 +291,9 @@ async def test_v2_with_destination_on_every_request(alice: Dav, up: Uploads) -> 
     destination = {"Destination": "http://testserver" + FILES + "/v2%20file.bin"}
     total = {"OC-Total-Length": str(len(DATA))}
     await up.request("MKCOL", "/v2-upload", 201, headers={**destination, **total})
-    await up.put("v2-upload", "00002", PARTS[1], **destination, **total)
-    await up.put("v2-upload", "00001", PARTS[0], **destination, **total)
-    await up.put("v2-upload", "00003", PARTS[2], **destination, **total)
+    await up.put("v2-upload", "00002", PARTS[1], status=201, **destination, **total)
+    await up.put("v2-upload", "00001", PARTS[0], status=201, **destination, **total)
+    await up.put("v2-upload", "00003", PARTS[2], status=201, **destination, **total)
     await up.move("v2-upload", "/v2%20file.bin", OC_Total_Length=str(len(DATA)))
     assert (await alice.get("/v2 file.bin")).content == DATA
 

@@ -37,7 +37,7 @@ async def test_full_flow(client: httpx.AsyncClient, alice: Dav) -> None:
     assert page.status_code == 200
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    document = html.fromstring(page.text)
+    document: html.HtmlElement = html.fromstring(page.text)
     assert CLIENT in document.text_content()  # shown, and escaped: the page still parses
     assert document.xpath("//form/@method") == ["post"]
 

@@ -12,9 +12,9 @@ import pytest
 from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
 from ecrin.core.errors import QuotaExceeded
-from ecrin.core.model import NodeKind, User
+from ecrin.core.model import NodeKind, ShareType, User
 from ecrin.core.paths import DavPath
-from ecrin.services.sharing import ShareRequest, ShareType
+from ecrin.services.sharing import ShareRequest
 from tests.services.statements import counting
 from tests.support import Dav
 

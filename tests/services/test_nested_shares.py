@@ -10,8 +10,9 @@ import pytest
 
 from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
+from ecrin.core.model import ShareType
 from ecrin.core.paths import DavPath
-from ecrin.services.sharing import ShareRequest, ShareType
+from ecrin.services.sharing import ShareRequest
 from tests.support import Dav
 
 

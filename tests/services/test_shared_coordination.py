@@ -103,7 +103,7 @@ async def test_an_upload_being_assembled_elsewhere_is_neither_assembled_nor_canc
     workers: tuple[Worker, Worker],
 ) -> None:
     a, b = workers
-    client, auth = b.alice.client, b.alice.auth
+    client, auth = b.alice.client, b.alice.credentials
     assert (await client.request("MKCOL", f"{UPLOADS}/t1", auth=auth)).status_code == 201
     put = await client.put(f"{UPLOADS}/t1/00000", content=b"chunk", auth=auth)
     assert put.status_code == 201

@@ -5,7 +5,7 @@ reaches every folder above it in one more. These bounds fail when a change adds 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -31,7 +31,7 @@ async def user(app: EcrinApp, alice: Dav) -> User:
 
 
 @pytest.fixture
-def statements(app: EcrinApp) -> AsyncIterator[StatementCounter]:
+def statements(app: EcrinApp) -> Iterator[StatementCounter]:
     with counting(app.runtime.metadata.engine) as counter:
         yield counter
 

@@ -16,7 +16,10 @@ async def share(
 ) -> dict[str, Any]:
     data = {"path": path, "shareType": str(share_type), **{k: str(v) for k, v in fields.items()}}
     response = await dav.client.post(
-        f"{OCS}/shares?format=json", data=data, auth=dav.auth, headers={"OCS-APIREQUEST": "true"}
+        f"{OCS}/shares?format=json",
+        data=data,
+        auth=dav.credentials,
+        headers={"OCS-APIREQUEST": "true"},
     )
     assert response.status_code == status, response.text
     result: dict[str, Any] = response.json()["ocs"]["data"]

@@ -91,7 +91,7 @@ async def test_deleting_a_locked_shared_file_with_its_token_drops_the_lock(
 ) -> None:
     await shared_project(alice, bob)
     token = await lock(bob, "/proj/doc.odt")
-    await bob.delete("/proj/doc.odt", **{"If": f"(<{token}>)"})
+    await bob.delete("/proj/doc.odt", status=204, **{"If": f"(<{token}>)"})
     await alice.put("/proj/doc.odt", b"a new one", status=201)
     assert await active_tokens(alice, "/proj/doc.odt") == set()
 

@@ -70,7 +70,7 @@ async def _share_file(actor: Actor, name: str, _world: World) -> httpx.Response:
     return await actor.dav.client.post(
         f"{OCS}/shares",
         params={"format": "json"},
-        auth=actor.dav.auth,
+        auth=actor.dav.credentials,
         data={"path": f"/proj/{name}", "shareType": "3", "permissions": "1"},
     )
 
@@ -152,7 +152,7 @@ async def test_permission_matrix(app: EcrinApp, alice: Dav, clock: ManualClock) 
     ):
         # links address /proj as their root: a /proj prefix segment maps onto it
         dav = Dav(client, "anonymous", "", prefix=f"/public.php/dav/files/{link['token']}")
-        dav.url = _link_url(dav.prefix)  # type: ignore[method-assign]
+        dav.url = _link_url(dav.prefix)  # type: ignore[method-assign, assignment]
         actors.append(Actor(label, permissions, dav, is_user=False, neutral=(405,)))
     clock.advance(2 * 86400)  # the expired link's day is over
 

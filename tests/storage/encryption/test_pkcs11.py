@@ -6,6 +6,7 @@ import dataclasses
 import os
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 import pkcs11
 import pytest
@@ -32,6 +33,11 @@ def hsm_store(root: Path, keks: Pkcs11Keys, kek_id: str) -> EncryptedBlobStore:
 
 def label() -> str:
     return "kek-" + uuid.uuid4().hex[:12]
+
+
+class SettingChanges(TypedDict, total=False):
+    pkcs11_token_label: str
+    pkcs11_pin_file: str
 
 
 async def test_kek_lives_in_the_token_and_cannot_be_extracted(
@@ -151,11 +157,12 @@ async def test_the_app_refuses_to_start_without_the_token_or_pin_and_says_why(
         pkcs11_pin_file=str(pin_file),
         kek_id=label(),
     )
-    for changes, reason in [
+    cases: list[tuple[SettingChanges, str]] = [
         ({}, "PIN of the PKCS#11 token 'ecrin-test' was refused"),
         ({"pkcs11_token_label": "unplugged"}, "no PKCS#11 token labelled 'unplugged'"),
         ({"pkcs11_pin_file": str(tmp_path / "nowhere")}, "cannot read the PKCS#11 PIN file"),
-    ]:
+    ]
+    for changes, reason in cases:
         app = create_app(dataclasses.replace(settings, **changes))
         try:
             with pytest.raises(KeyUnavailable, match=reason):
