@@ -53,4 +53,4 @@ async def test_a_read_connection_is_kept_and_left_outside_any_transaction(
     async with store.read() as tx:
         assert tx._prepared.sqlite is first  # still kept after the error
     assert first is not None and not first.in_transaction
-    assert all(not conn.in_transaction() for conn in store._idle_readers)
+    assert all(not conn.in_transaction() for conn, _ in store._idle_readers)

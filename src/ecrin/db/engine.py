@@ -194,12 +194,14 @@ def map_database_error(exc: BaseException) -> EcrinError:
     return StorageError(f"database unreachable: {type(exc).__name__}")
 
 
+# What `database_errors` translates; Ecrin's own errors are none of these.
+DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)
+
+
 @contextmanager
 def database_errors() -> Iterator[None]:
     """Translate foreign errors raised inside the block; Ecrin's own errors pass through."""
     try:
         yield
-    except EcrinError:
-        raise
-    except (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
         raise map_database_error(exc) from exc
