@@ -84,6 +84,8 @@ class DavPath:
 
 def decode_url_path(raw: str) -> str:
     """Percent-decode a URL path as strict UTF-8; NUL and invalid sequences are refused."""
+    if "%" not in raw and raw.isascii() and "\x00" not in raw:
+        return raw  # nothing to decode: most paths
     try:
         data = unquote_to_bytes(raw)
         text = data.decode("utf-8")  # strict: overlong forms and lone surrogates fail here

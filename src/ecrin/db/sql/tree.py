@@ -18,6 +18,7 @@ from ecrin.db.sql.rows import _MOUNT_WIDTH, _NODE_WIDTH, _node, _summary_node
 
 # Names a `walk` statement follows: each joins two tables, and SQLite joins at most 64.
 _WALK_SPAN = 20
+_NAME_KEYS = tuple(f"name_{d}" for d in range(1, _WALK_SPAN + 1))  # `statements.walk`'s
 
 
 class SqlTree(SqlTransactionBase):
@@ -66,7 +67,7 @@ class SqlTree(SqlTransactionBase):
         """One statement (`statements.walk`)."""
         from_home = start_id is None
         statement = statements.walk(len(names), from_home, self._lock_homes and from_home, content)
-        parameters: dict[str, Any] = {f"name_{d}": name for d, name in enumerate(names, 1)}
+        parameters: dict[str, Any] = dict(zip(_NAME_KEYS, names))
         parameters["user_id"] = user_id
         if not from_home:
             parameters["start_id"] = start_id
