@@ -43,8 +43,10 @@ def grouped(store: SqlMetadataStore) -> GroupCommit:
 
 
 async def add_user(group: GroupCommit, name: str, fail: bool = False) -> None:
-    async with group.transaction() as (conn, _deferred):
-        await SqlTransaction(conn).insert_user(name, name, "hash", None, False, 1.0)
+    async with group.transaction() as (prepared, _deferred):
+        await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
+            name, name, "hash", None, False, 1.0
+        )
         await asyncio.sleep(0)  # let the others queue up
         if fail:
             raise Conflict("this writer changes its mind")
@@ -106,7 +108,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     commits = count_commits(store)
 
     async def deferring(folder: int, delta: int, fail: bool = False) -> None:
-        async with group.transaction(deferring=True) as (_conn, deferred):
+        async with group.transaction(deferring=True) as (_prepared, deferred):
             assert deferred is not None
             deferred[folder] = deferred.get(folder, 0) + delta
             await asyncio.sleep(0)
@@ -114,7 +116,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
                 raise Conflict("rolled back, and what it deferred with it")
 
     async def plain() -> None:
-        async with group.transaction() as (_conn, deferred):
+        async with group.transaction() as (_prepared, deferred):
             assert deferred is None
             seen_by_writers.append(len(settled))
 
@@ -140,9 +142,11 @@ async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore
     group = GroupCommit(store.engine, settle)
 
     async def deferring(name: str) -> None:
-        async with group.transaction(deferring=True) as (conn, deferred):
+        async with group.transaction(deferring=True) as (prepared, deferred):
             assert deferred is not None
-            await SqlTransaction(conn).insert_user(name, name, "hash", None, False, 1.0)
+            await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
+                name, name, "hash", None, False, 1.0
+            )
             deferred[1] = 1
             await asyncio.sleep(0)
 

@@ -41,6 +41,7 @@ Settle = Callable[[AsyncConnection, Deferred], Awaitable[None]]
 class _Batch:
     conn: AsyncConnection
     transaction: AsyncTransaction
+    prepared: PreparedRunner  # on the connection's own sqlite3 connection, `raw`
     raw: sqlite3.Connection
     committed: asyncio.Future[None] = field(default_factory=asyncio.Future)
     members: int = 0
@@ -59,9 +60,9 @@ class GroupCommit:
     @asynccontextmanager
     async def transaction(
         self, *, deferring: bool = False
-    ) -> AsyncIterator[tuple[AsyncConnection, Deferred | None]]:
-        """A connection inside this writer's savepoint, and where it may defer changes (when
-        `deferring`); leaves once the changes are durable."""
+    ) -> AsyncIterator[tuple[PreparedRunner, Deferred | None]]:
+        """The batch's statement runner, inside this writer's savepoint, and where it may
+        defer changes (when `deferring`); leaves once the changes are durable."""
         self._queued += 1
         try:
             await self._lock.acquire()
@@ -79,7 +80,7 @@ class GroupCommit:
                         raise
                 batch.raw.execute("SAVEPOINT writer")
                 deferred: Deferred | None = {} if deferring else None
-                yield batch.conn, deferred
+                yield batch.prepared, deferred
                 batch.raw.execute("RELEASE writer")
                 for folder_id, size_delta in (deferred or {}).items():
                     batch.deferred[folder_id] = batch.deferred.get(folder_id, 0) + size_delta
@@ -97,12 +98,12 @@ class GroupCommit:
         try:
             conn = await conn.execution_options(ecrin_write=True)
             transaction = await conn.begin()  # BEGIN IMMEDIATE
-            raw = (await PreparedRunner.of(conn)).sqlite
-            assert raw is not None, "group commit needs sqlite_inline"
+            prepared = await PreparedRunner.of(conn)
+            assert prepared.sqlite is not None, "group commit needs sqlite_inline"
         except BaseException:
             await conn.close()
             raise
-        self._batch = _Batch(conn, transaction, raw)
+        self._batch = _Batch(conn, transaction, prepared, prepared.sqlite)
         return self._batch
 
     async def _settle_deferred(self, batch: _Batch) -> None:

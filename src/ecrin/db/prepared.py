@@ -126,6 +126,10 @@ class PreparedRunner:
         self._raw = raw
 
     @property
+    def connection(self) -> AsyncConnection:
+        return self._conn
+
+    @property
     def sqlite(self) -> sqlite3.Connection | None:
         """The transaction's own sqlite3 connection (None on PostgreSQL)."""
         return self._raw

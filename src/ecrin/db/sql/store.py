@@ -120,11 +120,10 @@ class SqlMetadataStore:
         with database_errors():
             if self._writes is not None:
                 async with self._writes.transaction(deferring=deferrable_changes) as (
-                    conn,
+                    prepared,
                     deferred,
                 ):
-                    prepared = await PreparedRunner.of(conn)
-                    yield SqlTransaction(conn, prepared=prepared, deferred=deferred)
+                    yield SqlTransaction(prepared.connection, prepared=prepared, deferred=deferred)
                 return
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(ecrin_write=True)

@@ -67,7 +67,7 @@ class SqlTree(SqlTransactionBase):
         """One statement (`statements.walk`)."""
         from_home = start_id is None
         statement = statements.walk(len(names), from_home, self._lock_homes and from_home, content)
-        parameters: dict[str, Any] = dict(zip(_NAME_KEYS, names))
+        parameters: dict[str, Any] = dict(zip(_NAME_KEYS, names, strict=False))
         parameters["user_id"] = user_id
         if not from_home:
             parameters["start_id"] = start_id
