@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import select
 import signal
@@ -57,6 +58,8 @@ def serve(fd: int | None, ready_fd: int | None = None) -> None:
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
+            if fd is None:  # no supervisor to reload it: SIGHUP would end it
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _cannot_reload)
             if self.started and ready_fd is not None:
                 os.write(ready_fd, b".")
                 os.close(ready_fd)
@@ -92,6 +95,13 @@ def serve(fd: int | None, ready_fd: int | None = None) -> None:
         return
     _exit_with(supervisor)
     server.run(sockets=[socket.socket(fileno=fd)])
+
+
+def _cannot_reload() -> None:
+    logging.getLogger("ecrin.workers").warning(
+        "SIGHUP: a single server cannot reload; it goes on with its settings. Restart it to "
+        "apply new ones, or serve with --workers 2 or more to reload without downtime"
+    )
 
 
 def _exit_with(supervisor: int) -> None:

@@ -2,7 +2,8 @@
 (SO_REUSEPORT), so a burst of connections lands on both; a worker that dies is replaced,
 but workers that cannot start stop it; SIGHUP replaces them one by one without a failed
 request, and keeps them if the new ones cannot start; SIGTERM stops them all; a port
-already taken is refused, not shared."""
+already taken is refused, not shared. A single server, which cannot reload, outlives
+SIGHUP."""
 
 from __future__ import annotations
 
@@ -177,6 +178,14 @@ def test_a_reload_reads_the_config_file_and_keeps_the_workers_if_it_is_wrong(
     os.kill(server.pid, signal.SIGHUP)
     _wait_for(lambda: "reloaded" in server.log_tail(), "the reload did not end")
     assert _put(server, 2000) == 413
+
+
+def test_a_single_server_outlives_sighup(live_server: StartServer) -> None:
+    server = live_server()  # one process, no supervisor: nothing to reload it with
+    os.kill(server.pid, signal.SIGHUP)
+    _wait_for(lambda: "cannot reload" in server.log_tail(), "SIGHUP was not answered")
+    assert _workers(server) == []
+    assert _put(server, 2000) == 201
 
 
 def _put(server: LiveServer, size: int) -> int:
