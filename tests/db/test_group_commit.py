@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ecrin.core.errors import Conflict
 from ecrin.db.group_commit import Deferred, GroupCommit
 from ecrin.db.sql import SqlMetadataStore, SqlTransaction
+from ecrin.services.quota import charge_usage
 
 
 @pytest.fixture
@@ -98,11 +99,11 @@ async def test_a_writer_conflicting_with_its_batch_fails_alone(store: SqlMetadat
 async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     store: SqlMetadataStore,
 ) -> None:
-    settled: list[Deferred] = []
+    settled: list[dict[int, int]] = []
     seen_by_writers: list[int] = []  # how many settlements a plain writer found done
 
     async def settle(_conn: AsyncConnection, changes: Deferred) -> None:
-        settled.append(dict(changes))
+        settled.append(dict(changes.folders))
 
     group = GroupCommit(store.engine, settle)
     commits = count_commits(store)
@@ -110,7 +111,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     async def deferring(folder: int, delta: int, fail: bool = False) -> None:
         async with group.transaction(deferring=True) as (_prepared, deferred):
             assert deferred is not None
-            deferred[folder] = deferred.get(folder, 0) + delta
+            deferred.folders[folder] = deferred.folders.get(folder, 0) + delta
             await asyncio.sleep(0)
             if fail:
                 raise Conflict("rolled back, and what it deferred with it")
@@ -147,7 +148,7 @@ async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore
             await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
                 name, name, "hash", None, False, 1.0
             )
-            deferred[1] = 1
+            deferred.folders[1] = 1
             await asyncio.sleep(0)
 
     results = await asyncio.gather(
@@ -155,3 +156,61 @@ async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore
     )
     assert all(isinstance(r, Exception) for r in results), results
     assert await user_names(store) == set()  # none of the batch's changes is kept
+
+
+def count_usage_updates(store: SqlMetadataStore) -> list[int]:
+    updates = [0]
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("UPDATE users SET used_bytes"):
+            updates[0] += 1
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    return updates
+
+
+async def upload(store: SqlMetadataStore, user_id: int, size: int) -> None:
+    """What an upload does to its owner's usage, in a writer that defers what it may."""
+    async with store.write(deferrable_changes=True) as tx:
+        await charge_usage(tx, user_id, size, deferrable=True)
+        await asyncio.sleep(0)  # let the others queue up
+
+
+async def used_bytes(store: SqlMetadataStore, user_id: int) -> int:
+    async with store.read() as tx:
+        user = await tx.user_by_id(user_id)
+    assert user is not None
+    return user.used_bytes
+
+
+async def test_usage_without_a_quota_is_added_once_a_batch(store: SqlMetadataStore) -> None:
+    async with store.write() as tx:
+        user = await tx.insert_user("u", "u", "hash", None, False, 1.0)
+    updates = count_usage_updates(store)
+    await asyncio.gather(*(upload(store, user.id, 100) for _ in range(10)))
+    assert await used_bytes(store, user.id) == 1000
+    # The first writer learns that the user has no quota; the others' bytes are summed.
+    assert updates[0] == 2
+
+
+async def test_a_quota_set_within_a_batch_binds_the_uploads_after_it(
+    store: SqlMetadataStore,
+) -> None:
+    async with store.write() as tx:
+        user = await tx.insert_user("u", "u", "hash", None, False, 1.0)
+
+    async def set_quota() -> None:
+        async with store.write() as tx:
+            assert (await tx.user_by_id(user.id)).used_bytes == 200  # type: ignore[union-attr]
+            await tx.set_quota(user.id, 250)
+
+    results = await asyncio.gather(
+        upload(store, user.id, 100),
+        upload(store, user.id, 100),  # deferred: the batch knows there is no quota
+        set_quota(),  # sees them: deferred bytes are added before other writers run
+        upload(store, user.id, 100),  # over the new quota: the batch forgot it had none
+        upload(store, user.id, 50),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["QuotaExceeded", "NoneType"]
+    assert await used_bytes(store, user.id) == 250

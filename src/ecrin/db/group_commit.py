@@ -12,10 +12,11 @@ What a writer may rely on is unchanged:
 - writers see each other's changes in queue order, exactly as if each had committed.
 
 A writer that says so (`deferring`) may leave work to the batch: folder changes to
-propagate up the tree (folder id -> size delta, summed), which `settle` does once, before
-the COMMIT and before any writer that did not say so runs. A burst of small uploads into one
-folder then updates its ancestors once, not once per file. Such a writer must not read what
-it deferred; what a writer rolled back to its savepoint deferred is dropped with it.
+propagate up the tree and bytes to add to users' usage (each summed), which `settle` does
+once, before the COMMIT and before any writer that did not say so runs. A burst of small
+uploads into one folder then updates its ancestors and its owner's usage once, not once per
+file. Such a writer must not read what it deferred; what a writer rolled back to its
+savepoint deferred is dropped with it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ from ecrin.db.prepared import PreparedRunner
 
 MAX_BATCH = 32  # bounds the wait of a batch's first writer
 
-Deferred = dict[int, int]  # folder id -> size delta, changes a writer left to its batch
+
+@dataclass(slots=True)
+class Deferred:
+    """Changes writers left to their batch, each summed."""
+
+    # Users this batch found without a quota: their usage has nothing to check, so it may be
+    # deferred. Shared by the batch's writers; forgotten before any other kind of writer runs.
+    unlimited: set[int] = field(default_factory=set)
+    folders: dict[int, int] = field(default_factory=dict)  # folder id -> size delta
+    usage: dict[int, int] = field(default_factory=dict)  # user id -> bytes
+
+
 Settle = Callable[[AsyncConnection, Deferred], Awaitable[None]]
 
 
@@ -45,7 +57,7 @@ class _Batch:
     raw: sqlite3.Connection
     committed: asyncio.Future[None] = field(default_factory=asyncio.Future)
     members: int = 0
-    deferred: Deferred = field(default_factory=dict)
+    deferred: Deferred = field(default_factory=Deferred)
 
 
 class GroupCommit:
@@ -78,12 +90,14 @@ class GroupCommit:
                     except BaseException as exc:
                         _fail(batch, exc)
                         raise
+                    batch.deferred.unlimited.clear()  # this writer may set a quota
                 batch.raw.execute("SAVEPOINT writer")
-                deferred: Deferred | None = {} if deferring else None
+                deferred = Deferred(batch.deferred.unlimited) if deferring else None
                 yield batch.prepared, deferred
                 batch.raw.execute("RELEASE writer")
-                for folder_id, size_delta in (deferred or {}).items():
-                    batch.deferred[folder_id] = batch.deferred.get(folder_id, 0) + size_delta
+                if deferred is not None:
+                    _add(batch.deferred.folders, deferred.folders)
+                    _add(batch.deferred.usage, deferred.usage)
             except BaseException:
                 self._undo(batch)
                 raise
@@ -108,8 +122,9 @@ class GroupCommit:
 
     async def _settle_deferred(self, batch: _Batch) -> None:
         """Outside any writer's savepoint: a failure here fails the whole batch."""
-        if batch.deferred:
-            deferred, batch.deferred = batch.deferred, {}
+        deferred = batch.deferred
+        if deferred.folders or deferred.usage:
+            batch.deferred = Deferred(deferred.unlimited)
             await self._settle(batch.conn, deferred)
 
     def _undo(self, batch: _Batch) -> None:
@@ -164,6 +179,11 @@ class GroupCommit:
         async with self._lock:
             if self._batch is not None:
                 await self._close(self._batch, commit=True)
+
+
+def _add(totals: dict[int, int], changes: dict[int, int]) -> None:
+    for key, amount in changes.items():
+        totals[key] = totals.get(key, 0) + amount
 
 
 def _fail(batch: _Batch, exc: BaseException) -> None:

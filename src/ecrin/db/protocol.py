@@ -76,9 +76,16 @@ class MetadataTransaction(Protocol):
 
     async def set_quota(self, user_id: int, quota_bytes: int | None) -> None: ...
 
-    async def add_usage(self, user_id: int, delta: int) -> Usage | None:
+    async def add_usage(
+        self, user_id: int, delta: int, *, deferrable: bool = False
+    ) -> Usage | None:
         """Add `delta` to the user's used bytes; returns their usage as changed (None: delta 0
-        or no such user)."""
+        or no such user).
+
+        `deferrable`, in a write opened with `deferrable_changes`: for a user this commit
+        found without a quota, the bytes may instead be added once for every writer of the
+        commit it shares, as `propagate_change` does; None is then returned, and there is
+        nothing to check."""
 
     async def set_usage(self, user_id: int, used_bytes: int) -> None: ...
 

@@ -219,7 +219,7 @@ class FileWrites:
             (conditions or WriteConditions()).check(current)
             owner_id = found.storage_owner_id
             delta = size - (current.size if current else 0)
-            await charge_usage(tx, owner_id, delta)
+            await charge_usage(tx, owner_id, delta, deferrable=True)
             await tx.insert_blob(blob_id, size, sha256, now, content)
             # The file is no ancestor of anything: what is written here is what is stored.
             if current is None:

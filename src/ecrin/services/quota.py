@@ -16,11 +16,13 @@ async def check_quota(tx: MetadataTransaction, owner_id: int, extra_bytes: int) 
     _refuse_over_quota(owner.used_bytes, owner.quota_bytes, extra_bytes)
 
 
-async def charge_usage(tx: MetadataTransaction, owner_id: int, delta: int) -> None:
+async def charge_usage(
+    tx: MetadataTransaction, owner_id: int, delta: int, *, deferrable: bool = False
+) -> None:
     """Add `delta` bytes to the owner's usage, as `check_quota` then `add_usage` would, in one
     statement: a growth past the quota raises QuotaExceeded, which rolls the change back with
-    the rest of the transaction."""
-    usage = await tx.add_usage(owner_id, delta)
+    the rest of the transaction. `deferrable`: see `add_usage`."""
+    usage = await tx.add_usage(owner_id, delta, deferrable=deferrable)
     if delta > 0 and usage is not None and usage.quota_bytes is not None:
         _refuse_over_quota(usage.used_bytes - delta, usage.quota_bytes, delta)
 

@@ -51,7 +51,7 @@ class SqlMetadataStore:
         options = EngineOptions(durable, pool_size, ping_after_idle=ping_after_idle)
         self.engine: AsyncEngine = create_engine(self.url, options)
         # SQLite has one writer at a time: queue ours here rather than in busy_timeout.
-        self._writes = GroupCommit(self.engine, _propagate) if self.is_sqlite else None
+        self._writes = GroupCommit(self.engine, _make_deferred) if self.is_sqlite else None
         self._idle_readers: list[_Reader] = []  # SQLite: see `_SqliteRead`
 
     async def open(self) -> None:
@@ -136,9 +136,9 @@ class SqlMetadataStore:
                 await conn.execute(text("SELECT 1"))
 
 
-async def _propagate(conn: AsyncConnection, changes: Deferred) -> None:
+async def _make_deferred(conn: AsyncConnection, deferred: Deferred) -> None:
     """The changes a group commit's writers deferred, in its transaction."""
-    await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).propagate_changes(changes)
+    await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).make_deferred(deferred)
 
 
 class _SqliteRead:

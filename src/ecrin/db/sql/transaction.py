@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ecrin.core.model import Usage
+from ecrin.db.group_commit import Deferred
 from ecrin.db.prepared import PreparedRunner
 from ecrin.db.sql.accounts import SqlAccounts
 from ecrin.db.sql.blobs import SqlBlobs
@@ -37,10 +37,10 @@ class SqlTransaction(
         *,
         lock_homes: bool = False,
         prepared: PreparedRunner | None = None,
-        deferred: dict[int, int] | None = None,
+        deferred: Deferred | None = None,
     ) -> None:
-        """`deferred`: where deferrable changes are recorded (folder id -> size delta), when
-        this writer's batch propagates them for it."""
+        """`deferred`: where deferrable changes are recorded, when this writer's batch makes
+        them for it."""
         super().__init__(conn, lock_homes=lock_homes, prepared=prepared)
         self._deferred = deferred
 
@@ -48,7 +48,8 @@ class SqlTransaction(
         self, folder_id: int, size_delta: int = 0, *, deferrable: bool = False
     ) -> None:
         if deferrable and self._deferred is not None:
-            self._deferred[folder_id] = self._deferred.get(folder_id, 0) + size_delta
+            folders = self._deferred.folders
+            folders[folder_id] = folders.get(folder_id, 0) + size_delta
             return
         # Where nothing on the way up is shared, one statement.
         seen: set[int] = set()
@@ -62,7 +63,21 @@ class SqlTransaction(
                 for mount in await self.mounts_of_shares([s.id for s in shares]):
                     pending.append((mount.parent_id, 0))
 
-    async def propagate_changes(self, changes: Mapping[int, int]) -> None:
-        """What writers deferred: `propagate_change` for each folder, its deltas summed."""
-        for folder_id, size_delta in changes.items():
+    async def add_usage(
+        self, user_id: int, delta: int, *, deferrable: bool = False
+    ) -> Usage | None:
+        deferred = self._deferred
+        if deferrable and deferred is not None and user_id in deferred.unlimited:
+            deferred.usage[user_id] = deferred.usage.get(user_id, 0) + delta
+            return None
+        usage = await super().add_usage(user_id, delta)
+        if deferrable and deferred is not None and usage and usage.quota_bytes is None:
+            deferred.unlimited.add(user_id)
+        return usage
+
+    async def make_deferred(self, deferred: Deferred) -> None:
+        """What writers deferred, each folder's and each user's deltas summed."""
+        for folder_id, size_delta in deferred.folders.items():
             await self.propagate_change(folder_id, size_delta)
+        for user_id, delta in deferred.usage.items():
+            await super().add_usage(user_id, delta)
