@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import logging
 import os
 import select
 import signal
@@ -98,6 +97,8 @@ def serve(fd: int | None, ready_fd: int | None = None) -> None:
 
 
 def _cannot_reload() -> None:
+    import logging  # here: the supervisor, which imports this module too, stays small
+
     logging.getLogger("ecrin.workers").warning(
         "SIGHUP: a single server cannot reload; it goes on with its settings. Restart it to "
         "apply new ones, or serve with --workers 2 or more to reload without downtime"
