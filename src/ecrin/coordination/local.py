@@ -41,6 +41,9 @@ class InProcessCoordination:
         return value
 
     async def count_events(self, key: str, since: float) -> int:
+        return self._count(key, since)
+
+    def _count(self, key: str, since: float) -> int:
         return sum(1 for at in self._events.get(key, ()) if at > since)
 
     async def record_event(self, key: str, at: float, keep_for: float) -> None:
@@ -56,9 +59,10 @@ class InProcessCoordination:
     async def read(
         self, generations: Sequence[str], events: Sequence[str], since: float
     ) -> Reading:
+        # Before every request's credentials: plain look-ups, no coroutine each.
         return Reading(
-            tuple([await self.generation(name) for name in generations]),
-            tuple([await self.count_events(key, since) for key in events]),
+            tuple([self._generations.get(name, 0) for name in generations]),
+            tuple([self._count(key, since) for key in events]),
         )
 
     async def acquire(self, name: str, ttl: float) -> Lease | None:

@@ -10,7 +10,7 @@ from ecrin.core.errors import RangeNotSatisfiable
 from ecrin.core.model import Node
 from ecrin.dav.context import DavContext, http_date_to_timestamp, quoted_etag
 from ecrin.dav.property_values import dav_file_id
-from ecrin.dav.responses import empty
+from ecrin.dav.responses import WholeBody, empty
 
 
 def _etag_list(header: str) -> list[str]:
@@ -117,7 +117,7 @@ async def handle(ctx: DavContext) -> Response:
         # answer without a stream: no task watching for a disconnect, one send for the body.
         last = await anext(body, None)
         if last is None:
-            return Response(pieces[0], status_code=status, headers=headers)
+            return WholeBody(pieces[0], status, headers)
         pieces.append(last)
     return StreamingResponse(_prepend(pieces, body), status_code=status, headers=headers)
 

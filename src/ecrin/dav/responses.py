@@ -7,6 +7,17 @@ from starlette.responses import Response
 from ecrin.dav.xml import XML_CONTENT_TYPE
 
 
+class WholeBody(Response):
+    """A body at hand, whose headers (names in lower case) already give its length and type:
+    Starlette's Response without looking for them again (a small file's GET)."""
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str]) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = body
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
 def empty(status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, headers=headers)
 
