@@ -177,6 +177,9 @@ def test_a_reload_reads_the_config_file_and_keeps_the_workers_if_it_is_wrong(
     config.write_text("max_upload_bytes = 1000\n")
     os.kill(server.pid, signal.SIGHUP)
     _wait_for(lambda: "reloaded" in server.log_tail(), "the reload did not end")
+    # Until an old worker has seen its SIGTERM (uvicorn looks every 0.1 s), it may still
+    # accept a connection, and answer it with the old settings.
+    _wait_for(functools.partial(_replaced, server, before), "the old workers did not exit")
     assert _put(server, 2000) == 413
 
 
