@@ -121,3 +121,16 @@ async def test_a_connection_in_steady_use_is_not_checked_and_a_drop_costs_one_re
         for _ in range(3):  # the pool replaced the other dropped connection too
             async with store.read() as tx:
                 assert await tx.list_users() == []
+
+
+async def test_a_drop_met_by_a_prepared_statement_costs_one_request_too() -> None:
+    async with postgres_store(pool_size=2) as (url, store):
+        async with store.read(), store.read():
+            pass
+        await _drop_connections(url)
+        with pytest.raises(Unavailable):
+            async with store.read() as tx:
+                await tx.user_by_id(1)  # runs on asyncpg, past SQLAlchemy's execution layer
+        for _ in range(3):
+            async with store.read() as tx:
+                assert await tx.user_by_id(1) is None

@@ -128,7 +128,8 @@ class SqlMetadataStore:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(ecrin_write=True)
                 async with conn.begin():
-                    yield SqlTransaction(conn, lock_homes=True, prepared=PreparedRunner(conn, None))
+                    prepared = await PreparedRunner.of(conn)
+                    yield SqlTransaction(conn, lock_homes=True, prepared=prepared)
 
     async def ping(self) -> None:
         with database_errors():
