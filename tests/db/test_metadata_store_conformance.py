@@ -342,25 +342,36 @@ async def test_an_exception_rolls_back_everything(metadata_store: MetadataStore)
     assert fresh is not None and fresh.used_bytes == 0
 
 
-async def test_writers_of_one_home_see_each_other(metadata_store: MetadataStore) -> None:
+@pytest.mark.parametrize("first_read", ["root_node", "locks"])  # locks: what a PUT reads first
+async def test_writers_of_one_home_see_each_other(
+    metadata_store: MetadataStore, first_read: str
+) -> None:
     """A writer that starts while another holds the home waits for it, then sees its changes:
-    read-then-write services (resolve, check, write) never act on stale reads."""
+    read-then-write services (resolve, check, write) never act on stale reads. A writer holds
+    the home from its first read of it."""
     alice = await add_user(metadata_store)
     first_holds_home = asyncio.Event()
+
+    async def read_home(tx: MetadataTransaction) -> None:
+        if first_read == "locks":
+            await tx.locks(alice.id, NOW)
+        else:
+            await tx.root_node(alice.id)
 
     async def second() -> Node | None:
         await first_holds_home.wait()
         async with metadata_store.write() as tx:
+            await read_home(tx)
             root = await tx.root_node(alice.id)
             return await tx.child(root.id, "made-by-first")
 
     async with metadata_store.write() as tx:
-        root = await tx.root_node(alice.id)
+        await read_home(tx)
         first_holds_home.set()
         waiter = asyncio.create_task(second())
         # A store that let the second writer through would finish it now, seeing nothing.
         await asyncio.wait({waiter}, timeout=0.5)
-        await add_node(tx, root, "made-by-first")
+        await add_node(tx, await tx.root_node(alice.id), "made-by-first")
     assert await waiter is not None
 
 

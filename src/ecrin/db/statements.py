@@ -96,6 +96,19 @@ LOCKS = Prepared(
         and_(locks.c.owner_id == bindparam("owner_id"), locks.c.expires_at > bindparam("now"))
     )
 )
+# PostgreSQL writers: a home's locks, read with its root row locked (`root(lock=True)` and
+# `LOCKS` in one round trip); one row of NULLs when it has none.
+LOCKS_LOCKING_HOME = Prepared(
+    select(locks)
+    .select_from(
+        nodes.join(users, users.c.root_node_id == nodes.c.id).outerjoin(
+            locks,
+            and_(locks.c.owner_id == users.c.id, locks.c.expires_at > bindparam("now")),
+        )
+    )
+    .where(users.c.id == bindparam("owner_id"))
+    .with_for_update(of=nodes)
+)
 MOUNT_AT = Prepared(
     select(mounts).where(
         and_(

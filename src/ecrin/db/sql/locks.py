@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, insert, update
 
-from ecrin.core.model import Lock, Node
+from ecrin.core.errors import StorageError
+from ecrin.core.model import Lock
 from ecrin.db import statements
 from ecrin.db.schema import locks
 from ecrin.db.sql.base import SqlTransactionBase
@@ -16,17 +15,17 @@ from ecrin.db.sql.rows import _lock
 class SqlLocks(SqlTransactionBase):
     """WebDAV locks, by owner (a home's locks are checked then taken in one transaction)."""
 
-    if TYPE_CHECKING:  # called here, defined in another part of `SqlTransaction`
-
-        async def root_node(self, user_id: int) -> Node: ...
-
     # --- locks ---------------------------------------------------------------------------
 
     async def locks(self, owner_id: int, now: float) -> list[Lock]:
-        if self._lock_homes:  # a LOCK checks for conflicting locks, then inserts its own
-            await self.root_node(owner_id)
-        rows = await self._prepared.all(statements.LOCKS, owner_id=owner_id, now=now)
-        return [_lock(r) for r in rows]
+        if not self._lock_homes:
+            rows = await self._prepared.all(statements.LOCKS, owner_id=owner_id, now=now)
+            return [_lock(r) for r in rows]
+        # A LOCK checks for conflicting locks, then inserts its own: the home is locked first.
+        rows = await self._prepared.all(statements.LOCKS_LOCKING_HOME, owner_id=owner_id, now=now)
+        if not rows:
+            raise StorageError(f"user {owner_id} has no home folder")
+        return [_lock(r) for r in rows if r.token is not None]
 
     async def insert_lock(self, lock: Lock) -> None:
         await self._conn.execute(
