@@ -63,8 +63,7 @@ class EcrinServer:
                 "user",
                 "add",
                 credentials.user,
-                "--password",
-                credentials.password,
+                f"--password={credentials.password}",  # one word: it may begin with "-"
                 "--data-dir",
                 str(data),
             ),

@@ -69,7 +69,8 @@ class EcrinScaleOutServer:
         path.touch(mode=0o600)
         path.write_text(json.dumps(instance.as_dict(), indent=2) + "\n")
         command = ecrin_command("user", "add", credentials.user)
-        command += ["--password", credentials.password, "--data-dir", str(directory / "data")]
+        # One word: a random password may begin with "-".
+        command += [f"--password={credentials.password}", "--data-dir", str(directory / "data")]
         result = subprocess.run(
             command,
             capture_output=True,

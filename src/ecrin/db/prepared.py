@@ -16,7 +16,7 @@ SQLite returns as 0/1.
 On PostgreSQL it is compiled once for asyncpg and runs on the asyncpg connection under
 SQLAlchemy's adapter, with the adapter's own prepared statements and transaction: a small
 statement costs ~60 µs of CPU there against ~165 through SQLAlchemy's execution layer (its
-greenlet, cursor and result), and a PUT runs seven. SQLAlchemy's type processors are
+greenlet, cursor and result), and a PUT runs six. SQLAlchemy's type processors are
 applied as it would apply them (the result ones once the columns' types are known).
 """
 
@@ -43,7 +43,7 @@ RowFactory = Callable[[sqlite3.Cursor, tuple[Any, ...]], Any]
 
 
 class Prepared:
-    """One statement, built once; compiled for SQLite the first time it runs there."""
+    """One statement, built once; compiled for SQLite or asyncpg the first time it runs there."""
 
     __slots__ = ("_postgresql", "_sqlite", "positional", "statement")
 
