@@ -71,6 +71,17 @@ async def test_ranged_reads(subject: StoreUnderTest) -> None:
         assert await read_all(store, blob_id, start, end) == data[start:end], (start, end)
 
 
+async def test_pieces_to_send_are_what_read_gives(subject: StoreUnderTest) -> None:
+    store, boundary = subject.store, subject.boundary
+    data = os.urandom(2 * boundary + 4321)
+    blob_id = await put(store, data, piece=100_003)
+    for start, end in [(0, None), (boundary - 10, boundary + 10), (boundary + 1, None), (7, 8)]:
+        sent = b"".join([bytes(piece) async for piece in store.read_to_send(blob_id, start, end)])
+        assert sent == data[start:end], (start, end)
+    with pytest.raises(StorageError):
+        await anext(store.read_to_send(secrets.token_hex(16), 0, 3 * boundary))
+
+
 async def test_empty_and_past_the_end_ranges_read_nothing(store: BlobStore) -> None:
     blob_id = await put(store, b"0123456789")
     assert await read_all(store, blob_id, 4, 4) == b""

@@ -11,6 +11,7 @@ from ecrin.core.model import Node
 from ecrin.dav.context import DavContext, http_date_to_timestamp, quoted_etag
 from ecrin.dav.property_values import dav_file_id
 from ecrin.dav.responses import WholeBody, empty
+from ecrin.storage.protocol import Piece
 
 
 def _etag_list(header: str) -> list[str]:
@@ -107,7 +108,7 @@ async def handle(ctx: DavContext) -> Response:
     headers["content-length"] = str(end - start)
     if head:
         return Response(status_code=status, headers=headers)
-    body: AsyncIterator[bytes] = ctx.services.files.read_opened(opened, start, end)
+    body = ctx.services.files.read_opened(opened, start, end)
     # Pull the first piece before the status line: a missing key, a lost blob or a corrupt
     # first segment then gets an error status rather than a 200 cut short.
     pieces = [await anext(body, b"")]
@@ -122,9 +123,9 @@ async def handle(ctx: DavContext) -> Response:
     return StreamingResponse(_prepend(pieces, body), status_code=status, headers=headers)
 
 
-async def _prepend(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in first:
-        if chunk:
+async def _prepend(first: list[Piece], rest: AsyncIterator[Piece]) -> AsyncIterator[Piece]:
+    while first:  # taken out of the list: a piece sent is not held to the end of the body
+        if chunk := first.pop(0):
             yield chunk
     async for chunk in rest:
         yield chunk

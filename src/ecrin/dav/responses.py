@@ -11,7 +11,7 @@ class WholeBody(Response):
     """A body at hand, whose headers (names in lower case) already give its length and type:
     Starlette's Response without looking for them again (a small file's GET)."""
 
-    def __init__(self, body: bytes, status: int, headers: dict[str, str]) -> None:
+    def __init__(self, body: bytes | memoryview, status: int, headers: dict[str, str]) -> None:
         self.status_code = status
         self.background = None
         self.body = body

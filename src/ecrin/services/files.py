@@ -36,7 +36,7 @@ from ecrin.services.notifications import ChangeNotifier
 from ecrin.services.tree import Resolved, resolve, resolve_existing, share_permissions
 from ecrin.services.tree_operations import TreeOperations
 from ecrin.settings import INLINE_MAX_LIMIT
-from ecrin.storage.protocol import BlobStore
+from ecrin.storage.protocol import BlobStore, Piece
 
 
 class Entry(NamedTuple):
@@ -229,15 +229,16 @@ class FileService:
 
     def read_opened(
         self, opened: Opened, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """What `read` gives, without looking again for bytes `open` looked for."""
+    ) -> AsyncIterator[Piece]:
+        """What `read` gives, without looking again for bytes `open` looked for, in pieces
+        only to be sent on (`BlobStore.read_to_send`)."""
         node = opened.node
         if opened.content is not None:
             return _one(opened.content[start:end])
         if node.blob_id is None:
             return self.read(node, start, end)  # a folder, or an empty file
         # In the store: `open` looked in the row, or the file is too large to be kept there.
-        return self.blobs.read(node.blob_id, start, end)
+        return self.blobs.read_to_send(node.blob_id, start, end)
 
     def read_blob(
         self, blob_id: str, start: int = 0, end: int | None = None

@@ -13,19 +13,29 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import mmap
 import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ecrin.core.durable_files import fsync_dir
 from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
 from ecrin.storage.blob_ids import ShardedIds
+from ecrin.storage.protocol import Piece
+
+_P = TypeVar("_P", bytes, memoryview)
 
 READ_CHUNK = 1024 * 1024
+# A large blob sent in a response is mapped in windows of this size, as Apache sends files:
+# the socket copies from the file's pages, where reading the file first copied every byte
+# into Python once more (~0.27 s of server CPU a GiB sent here, against ~0.38 for 1 MiB
+# reads). Up to three windows per download are mapped at a time: the one the socket is
+# finishing, the next, and the one being read in (8 MiB windows cost no less CPU).
+MAP_WINDOW = 4 * 1024 * 1024
 _HEX_DIGITS = frozenset("0123456789abcdef")
 # A read of at most this many bytes is done in one thread job: open, read, close.
 WHOLE_READ = 1024 * 1024
@@ -210,7 +220,50 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
                 written = 0
 
 
-def _close_after(job: asyncio.Future[bytes], fd: int) -> None:
+def _open_sized(path: str) -> tuple[int, int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return fd, os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _populate_read_option() -> int | None:
+    """Linux's `MADV_POPULATE_READ` (5.14 and later), if this kernel has it: it reads a mapped
+    range in, failing with an error where a page cannot be read, rather than leaving a later
+    access to kill the process with SIGBUS. None elsewhere: blobs are then only read."""
+    if not sys.platform.startswith("linux"):
+        return None
+    option = getattr(mmap, "MADV_POPULATE_READ", 22)
+    try:
+        with mmap.mmap(-1, mmap.PAGESIZE) as probe:
+            probe.madvise(option)
+    except (OSError, ValueError):
+        return None
+    return option
+
+
+_POPULATE_READ = _populate_read_option()
+
+
+def _map_window(fd: int, length: int, offset: int) -> memoryview:
+    """Bytes [offset, offset + length) of a file as a view of its pages, mapped and read in by
+    the calling thread: the event loop then sends them without a copy into Python (as Apache
+    sends files) and without waiting for the disk. The pages are unmapped with the last view.
+    Only for blobs, whose files never change, and within the file's size."""
+    assert _POPULATE_READ is not None
+    base = offset - offset % mmap.ALLOCATIONGRANULARITY
+    mapped = mmap.mmap(fd, offset + length - base, prot=mmap.PROT_READ, offset=base)
+    try:
+        mapped.madvise(_POPULATE_READ)
+    except BaseException:
+        mapped.close()
+        raise
+    return memoryview(mapped)[offset - base :]
+
+
+def _close_after(job: asyncio.Future[Any], fd: int) -> None:
     if not job.cancelled():
         job.exception()  # the reader has stopped: what this read returned no longer matters
     os.close(fd)
@@ -281,9 +334,27 @@ class LocalBlobStore:
     async def _writer(self, blob_id: str | None) -> LocalBlobWriter:
         return LocalBlobWriter(self, f"{self._tmp_text}/{secrets.token_hex(16)}", blob_id)
 
-    async def read(
+    def read(self, blob_id: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self._read(blob_id, start, end, os.pread, READ_CHUNK)
+
+    def read_to_send(
         self, blob_id: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[Piece]:
+        if _POPULATE_READ is None:
+            return self.read(blob_id, start, end)
+        return self._read(blob_id, start, end, _map_window, MAP_WINDOW)
+
+    async def _read(
+        self,
+        blob_id: str,
+        start: int,
+        end: int | None,
+        read_piece: Callable[[int, int, int], _P],
+        piece_size: int,
+    ) -> AsyncIterator[bytes | _P]:
+        """Bytes [start, end): a small span in one read, a large one in pieces of
+        `read_piece(fd, length, offset)`, each made in a thread while the caller sends the
+        one before."""
         path = self._file_of(blob_id)
         if end is not None and end - start <= WHOLE_READ:
             # A small file (or range), the common case: one thread job, a buffer of its size.
@@ -303,34 +374,34 @@ class LocalBlobStore:
                 raise StorageError(f"blob {blob_id} is missing from storage")
             return
         try:
-            fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+            fd, size = await asyncio.to_thread(_open_sized, path)
         except FileNotFoundError as exc:
             raise StorageError(f"blob {blob_id} is missing from storage") from exc
         except OSError as exc:
             raise _map_os_error(exc) from exc
-        # A large read: the next piece is read in a thread while the caller sends this one.
         loop = asyncio.get_running_loop()
-        position = start
-        job: asyncio.Future[bytes] | None = None
+        stop = size if end is None else min(end, size)  # a file cut short ends the stream
+        offsets = iter(range(start, stop, piece_size))
+        job: asyncio.Future[_P] | None = None
 
-        def read_next() -> asyncio.Future[bytes] | None:
-            if end is not None and position >= end:
+        def read_next() -> asyncio.Future[_P] | None:
+            offset = next(offsets, None)
+            if offset is None:
                 return None
-            want = READ_CHUNK if end is None else min(READ_CHUNK, end - position)
-            return loop.run_in_executor(None, os.pread, fd, want, position)
+            length = min(piece_size, stop - offset)
+            return loop.run_in_executor(None, read_piece, fd, length, offset)
 
         try:
             job = read_next()
             while job is not None:
                 try:
-                    data = await asyncio.shield(job)
+                    piece = await asyncio.shield(job)
                 except OSError as exc:
                     raise _map_os_error(exc) from exc
-                if not data:
+                if not piece:
                     break
-                position += len(data)
                 job = read_next()
-                yield data
+                yield piece
             job = None
         finally:
             if job is not None and not job.done():

@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
+# What a blob's reader for a response hands out: bytes, or a view of a file's pages mapped in
+# memory (which the socket copies from directly: one copy of each byte fewer).
+Piece = bytes | memoryview
+
 
 class BlobWriter(Protocol):
     @property
@@ -33,6 +37,13 @@ class BlobStore(Protocol):
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Stream bytes [start, end) of a blob (end None: to the end)."""
+        ...
+
+    def read_to_send(
+        self, blob_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[Piece]:
+        """What `read` gives, for pieces passed straight on to a response: a store may hand
+        out views of memory it maps, valid as long as they are referenced and never changed."""
         ...
 
     async def delete(self, blob_id: str) -> None:

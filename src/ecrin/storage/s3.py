@@ -60,6 +60,7 @@ from ecrin.core.errors import (
     StorageError,
     Unavailable,
 )
+from ecrin.storage.protocol import Piece
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -382,6 +383,11 @@ class S3BlobStore:
     async def create_with_id(self, blob_id: str) -> S3BlobWriter:
         self.key(blob_id)  # refuses an id that is not one of ours
         return S3BlobWriter(self, blob_id)
+
+    def read_to_send(
+        self, blob_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[Piece]:
+        return self.read(blob_id, start, end)
 
     async def read(
         self, blob_id: str, start: int = 0, end: int | None = None

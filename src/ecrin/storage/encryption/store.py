@@ -45,7 +45,7 @@ from ecrin.storage.encryption.format import (
 )
 from ecrin.storage.encryption.keks import KeyEncryptionKeys
 from ecrin.storage.encryption.records import KeyRecordStore
-from ecrin.storage.protocol import BlobImporter, BlobStore, BlobWriter
+from ecrin.storage.protocol import BlobImporter, BlobStore, BlobWriter, Piece
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +297,11 @@ class EncryptedBlobStore:
         ):
             raise _corrupt(blob_id, "its key record does not match its data key")
         return data_key
+
+    def read_to_send(
+        self, blob_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[Piece]:
+        return self.read(blob_id, start, end)
 
     async def read(
         self, blob_id: str, start: int = 0, end: int | None = None
