@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ecrin.app import EcrinApp
 from ecrin.core.clock import ManualClock
 from tests.dav.test_propfind_rendering import (
@@ -156,6 +158,23 @@ async def test_upload_only_link_never_reveals_names_or_contents(alice: Dav) -> N
     assert (await alice.get("/drop/homework.pdf")).content == b"mine"
     page = await alice.client.get(f"/s/{link['token']}")
     assert page.status_code == 200 and "existing.txt" not in page.text
+
+
+async def test_link_page_downloads_small_and_large_files(alice: Dav) -> None:
+    # A small file's bytes are in the database; a large one's are sent from the disk.
+    large = os.urandom(3 * 1024 * 1024 + 17)
+    await alice.mkcol("/pub")
+    await alice.put("/pub/note.txt", b"small", status=201)
+    await alice.put("/pub/film.bin", large, status=201)
+    link = await share(alice, "/pub", 3, permissions=1)
+    for name, body in (("note.txt", b"small"), ("film.bin", large)):
+        got = await alice.client.get(f"/s/{link['token']}/download", params={"path": name})
+        assert got.status_code == 200
+        assert got.headers["content-length"] == str(len(body))
+        assert name in got.headers["content-disposition"]
+        assert got.content == body
+    missing = await alice.client.get(f"/s/{link['token']}/download", params={"path": "gone"})
+    assert missing.status_code == 404
 
 
 async def test_server_can_enforce_link_passwords(app: EcrinApp, alice: Dav) -> None:

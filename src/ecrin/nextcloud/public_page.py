@@ -157,9 +157,10 @@ async def download(request: Request, nc: NextcloudContext) -> Response:
     _, visitor = found
     try:
         path = DavPath.parse(request.query_params.get("path", "/"))
-        node = await nc.services.files.stat(visitor, path)
+        opened = await nc.services.files.open(visitor, path)
     except EcrinError:
         return _page("Not found", "<p>Nothing here.</p>", 404)
+    node = opened.node
     if node.is_folder:
         return _page("Not a file", "<p>Folders cannot be downloaded as one file yet.</p>", 400)
     name = node.name or "download"
@@ -171,7 +172,7 @@ async def download(request: Request, nc: NextcloudContext) -> Response:
         f"filename*=UTF-8''{quote(name)}",
         "x-content-type-options": "nosniff",
     }
-    return StreamingResponse(nc.services.files.read(node), headers=headers)
+    return StreamingResponse(nc.services.files.read_opened(opened, 0, node.size), headers=headers)
 
 
 def routes(nc: NextcloudContext) -> list[BaseRoute]:
