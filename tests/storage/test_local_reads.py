@@ -4,6 +4,8 @@ windows of the file mapped in memory (`read_to_send`)."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import mmap
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -69,6 +71,19 @@ async def test_a_file_shorter_than_asked_ends_the_stream_early(
     os.truncate(store.path_of(blob_id), 2 * WINDOW + 10)
     sent = b"".join([piece async for piece in store.read_to_send(blob_id, 0, len(DATA))])
     assert sent == DATA[: 2 * WINDOW + 10]
+
+
+async def test_a_file_system_that_cannot_map_files_has_them_read(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot_map(*_args: object, **_kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENODEV, "no mmap here")
+
+    blob_id = await stored(store)
+    monkeypatch.setattr(mmap, "mmap", cannot_map)
+    pieces = [piece async for piece in store.read_to_send(blob_id, 5, None)]
+    assert all(isinstance(piece, bytes) for piece in pieces)
+    assert b"".join(pieces) == DATA[5:]
 
 
 async def consume(stream: AsyncIterator[Piece], stop_after: int | None) -> None:

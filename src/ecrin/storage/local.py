@@ -27,7 +27,7 @@ from ecrin.core.errors import NotFound, QuotaExceeded, StorageError
 from ecrin.storage.blob_ids import ShardedIds
 from ecrin.storage.protocol import Piece
 
-_P = TypeVar("_P", bytes, memoryview)
+_P = TypeVar("_P", bound=Piece)
 
 READ_CHUNK = 1024 * 1024
 # A large blob sent in a response is mapped in windows of this size, as Apache sends files:
@@ -247,14 +247,18 @@ def _populate_read_option() -> int | None:
 _POPULATE_READ = _populate_read_option()
 
 
-def _map_window(fd: int, length: int, offset: int) -> memoryview:
+def _map_window(fd: int, length: int, offset: int) -> Piece:
     """Bytes [offset, offset + length) of a file as a view of its pages, mapped and read in by
     the calling thread: the event loop then sends them without a copy into Python (as Apache
     sends files) and without waiting for the disk. The pages are unmapped with the last view.
-    Only for blobs, whose files never change, and within the file's size."""
+    Only for blobs, whose files never change, and within the file's size. A file system that
+    cannot map files has them read instead."""
     assert _POPULATE_READ is not None
     base = offset - offset % mmap.ALLOCATIONGRANULARITY
-    mapped = mmap.mmap(fd, offset + length - base, prot=mmap.PROT_READ, offset=base)
+    try:
+        mapped = mmap.mmap(fd, offset + length - base, prot=mmap.PROT_READ, offset=base)
+    except OSError:
+        return os.pread(fd, length, offset)
     try:
         mapped.madvise(_POPULATE_READ)
     except BaseException:
