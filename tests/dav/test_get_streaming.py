@@ -28,8 +28,8 @@ async def test_an_empty_file(alice: Dav) -> None:
 
 
 async def test_a_large_file_streams_whole_and_in_ranges(alice: Dav) -> None:
-    whole, chunk = local.WHOLE_READ, local.READ_CHUNK
-    data = os.urandom(whole + 2 * chunk + 7)
+    whole, chunk, window = local.WHOLE_READ, local.READ_CHUNK, local.MAP_WINDOW
+    data = os.urandom(window + 2 * chunk + 7)  # sent from two mapped windows where mapped
     await alice.put("/large.bin", data, status=201)
     response = await alice.get("/large.bin")
     assert response.headers["content-length"] == str(len(data))
@@ -39,6 +39,8 @@ async def test_a_large_file_streams_whole_and_in_ranges(alice: Dav) -> None:
         (0, whole),  # one byte more: streamed
         (whole - 3, whole + 5),
         (chunk - 1, len(data) - 1),
+        (window - 3, window + 5),  # across two windows
+        (whole + 1, window - 1),  # one window, answered in one piece
         (len(data) - 1, len(data) - 1),
     ]:
         part = await alice.get("/large.bin", status=206, range=f"bytes={first}-{last}")

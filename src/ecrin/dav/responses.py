@@ -9,7 +9,7 @@ from ecrin.dav.xml import XML_CONTENT_TYPE
 
 class WholeBody(Response):
     """A body at hand, whose headers (names in lower case) already give its length and type:
-    Starlette's Response without looking for them again (a small file's GET)."""
+    Starlette's Response without looking for them again (a GET whose body came in one piece)."""
 
     def __init__(self, body: bytes | memoryview, status: int, headers: dict[str, str]) -> None:
         self.status_code = status
