@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,30 @@ def release_large_blocks() -> bool:
     )
 
 
+# Where the hard limit is "unlimited", the kernel still refuses more than its own maximum
+# (Linux's fs.nr_open, 1,048,576 by default).
+OPEN_FILES_WANTED = 1 << 20
+
+
+def raise_open_file_limit() -> int | None:
+    """Raise this process's limit of open files to what the system lets it have (the soft
+    limit up to the hard one), as nginx's `worker_rlimit_nofile` and Go programs do: every
+    connection is a descriptor, and a large download holds up to four (its file and the
+    windows of it mapped in memory, storage/local.py), so the usual soft limit of 1,024
+    would cap a worker at a few hundred downloads. Returns the soft limit then in force
+    (None where there is no such limit)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with suppress(ValueError, OSError):  # refused: the limit stays as it was
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 # CPython's cycle collector runs every 700 net allocations of container objects and scans
 # every young object each time, then the survivors again as they age. A PROPFIND of 10,000
 # entries allocates some 60,000 (rows, nodes, entries) that live until its response is
@@ -101,6 +126,7 @@ def tune_garbage_collector() -> None:
 def app_from_environment() -> Any:
     """The app factory uvicorn workers call; settings travel in ECRIN_* variables."""
     release_large_blocks()
+    raise_open_file_limit()
     app = create_app(load_settings())
     # Loaded by the first streamed response otherwise (that request waited for the import).
     importlib.import_module("anyio._backends._asyncio")
