@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ecrin.cli import OPEN_FILES_WANTED
+
 resource = pytest.importorskip("resource")
 
 START = 256
@@ -33,5 +35,5 @@ def test_a_serving_process_raises_its_soft_limit_to_the_hard_one(tmp_path: Path)
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    expected = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    expected = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
     assert int(result.stdout) == expected
