@@ -71,7 +71,7 @@ async def test_the_backup_runs_as_the_instance_did(
         assert len(versions) == 1
         version = versions[0]
         assert version.blob_id is not None
-        kept = restored.runtime.services.files.read_blob(version.blob_id)
+        kept = restored.runtime.services.files.send_blob(version.blob_id)
         assert b"".join([chunk async for chunk in kept]) == first
         assert [
             item.original_name for item in await restored.runtime.services.trash.items(user)

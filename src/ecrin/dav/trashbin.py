@@ -103,7 +103,7 @@ async def handle(request: Request, services: Services, user: User, rest: list[st
         headers = {"content-length": str(node.size), "content-type": content_type_of(node)}
         if request.method == "HEAD":
             return Response(status_code=200, headers=headers)
-        return StreamingResponse(services.files.read_blob(node.blob_id), headers=headers)
+        return StreamingResponse(services.files.send_blob(node.blob_id), headers=headers)
     if request.method == "MOVE":
         destination = request.headers.get("destination", "")
         if f"/trashbin/{user.name}/restore/" not in destination:

@@ -69,7 +69,7 @@ async def handle(request: Request, services: Services, user: User, rest: list[st
         }
         if request.method == "HEAD":
             return Response(status_code=200, headers=headers)
-        return StreamingResponse(services.files.read_blob(version.blob_id), headers=headers)
+        return StreamingResponse(services.files.send_blob(version.blob_id), headers=headers)
     if request.method == "MOVE":
         destination = request.headers.get("destination", "")
         if not destination.rstrip("/").endswith(f"/versions/{user.name}/restore/target"):

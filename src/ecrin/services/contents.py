@@ -13,13 +13,16 @@ readers look in the row first, then in the store.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from ecrin.core.errors import StorageError
 from ecrin.db.protocol import MetadataStore
-from ecrin.storage.protocol import BlobImporter, BlobStore
+from ecrin.storage.protocol import BlobImporter, BlobStore, Piece
+
+_P = TypeVar("_P", bound=Piece)
 
 
-async def read_blob(
+def read_blob(
     metadata: MetadataStore,
     store: BlobStore,
     blob_id: str,
@@ -27,10 +30,31 @@ async def read_blob(
     end: int | None = None,
 ) -> AsyncIterator[bytes]:
     """Bytes [start, end) of a blob, wherever they are kept."""
+    return _pieces(metadata, blob_id, start, end, lambda: store.read(blob_id, start, end))
+
+
+def send_blob(
+    metadata: MetadataStore,
+    store: BlobStore,
+    blob_id: str,
+    start: int = 0,
+    end: int | None = None,
+) -> AsyncIterator[Piece]:
+    """`read_blob`, in pieces only to be sent on (`BlobStore.read_to_send`)."""
+    return _pieces(metadata, blob_id, start, end, lambda: store.read_to_send(blob_id, start, end))
+
+
+async def _pieces(
+    metadata: MetadataStore,
+    blob_id: str,
+    start: int,
+    end: int | None,
+    from_store: Callable[[], AsyncIterator[_P]],
+) -> AsyncIterator[bytes | _P]:
     async with metadata.read() as tx:
         content = await tx.blob_content(blob_id)
     if content is None:
-        async for chunk in store.read(blob_id, start, end):
+        async for chunk in from_store():
             yield chunk
     elif piece := content[start:end]:
         yield piece

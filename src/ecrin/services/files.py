@@ -29,7 +29,7 @@ from ecrin.core.model import DeadProperty, Lock, Mount, Node, NodeKind, Share, U
 from ecrin.core.paths import DavPath
 from ecrin.core.permissions import FILE_MASK, Permission
 from ecrin.db.protocol import MetadataStore, MetadataTransaction
-from ecrin.services.contents import read_blob
+from ecrin.services.contents import read_blob, send_blob
 from ecrin.services.file_writes import FileWrites, RetentionPolicy
 from ecrin.services.locks import locks_in_view, locks_on_mount_points
 from ecrin.services.notifications import ChangeNotifier
@@ -225,7 +225,7 @@ class FileService:
             if node.is_folder:
                 raise MethodNotAllowed("folders have no contents")
             return _empty()
-        return self.read_blob(node.blob_id, start, end)
+        return read_blob(self.metadata, self.blobs, node.blob_id, start, end)
 
     def read_opened(
         self, opened: Opened, start: int = 0, end: int | None = None
@@ -240,11 +240,10 @@ class FileService:
         # In the store: `open` looked in the row, or the file is too large to be kept there.
         return self.blobs.read_to_send(node.blob_id, start, end)
 
-    def read_blob(
-        self, blob_id: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of a blob (a file's, a version's), wherever they are kept."""
-        return read_blob(self.metadata, self.blobs, blob_id, start, end)
+    def send_blob(self, blob_id: str) -> AsyncIterator[Piece]:
+        """A blob's bytes (a version's, a trashed file's), wherever they are kept, in pieces
+        only to be sent on (`BlobStore.read_to_send`)."""
+        return send_blob(self.metadata, self.blobs, blob_id)
 
 
 FOLDER = NodeKind.FOLDER
