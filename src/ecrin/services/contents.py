@@ -33,15 +33,10 @@ def read_blob(
     return _pieces(metadata, blob_id, start, end, lambda: store.read(blob_id, start, end))
 
 
-def send_blob(
-    metadata: MetadataStore,
-    store: BlobStore,
-    blob_id: str,
-    start: int = 0,
-    end: int | None = None,
-) -> AsyncIterator[Piece]:
-    """`read_blob`, in pieces only to be sent on (`BlobStore.read_to_send`)."""
-    return _pieces(metadata, blob_id, start, end, lambda: store.read_to_send(blob_id, start, end))
+def send_blob(metadata: MetadataStore, store: BlobStore, blob_id: str) -> AsyncIterator[Piece]:
+    """A whole blob as `read_blob` gives it, in pieces only to be sent on
+    (`BlobStore.read_to_send`)."""
+    return _pieces(metadata, blob_id, 0, None, lambda: store.read_to_send(blob_id))
 
 
 async def _pieces(
