@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ecrin.coordination.leases import holding
+from ecrin.coordination.protocol import Reading
 from ecrin.coordination.redis import RedisCoordination
 from ecrin.core.errors import Unavailable
 from tests.coordination.conftest import Peers
@@ -58,6 +59,24 @@ async def test_one_read_answers_as_the_separate_calls_would(peers: Peers) -> Non
     assert reading.generations == (2, 0)
     assert reading.event_counts == (1, 1, 0)  # strictly after `since`
     assert (await b.read([], [], 0.0)).generations == ()
+
+
+async def test_reads_follow_both_sides_changes_and_the_sliding_window(peers: Peers) -> None:
+    """Asked again and again, as every request does: never an answer gone stale."""
+    a, b = await peers()
+    asked = (["credentials:alice"], ["network:x"])
+    assert await a.read(*asked, 0.0) == Reading((0,), (0,))
+    await b.advance("credentials:alice")
+    await b.record_event("network:x", 100.0, keep_for=300.0)
+    assert await a.read(*asked, 0.0) == Reading((1,), (1,))
+    await a.record_event("network:x", 200.0, keep_for=300.0)
+    await a.advance("credentials:alice")
+    assert await a.read(*asked, 50.0) == Reading((2,), (2,))
+    assert await a.read(*asked, 150.0) == Reading((2,), (1,))  # the window slid past 100
+    assert await a.read(*asked, 50.0) == Reading((2,), (2,))  # and back
+    await b.forget_events("network:x")
+    assert await a.read(*asked, 50.0) == Reading((2,), (0,))
+    assert await b.read(*asked, 50.0) == Reading((2,), (0,))
 
 
 async def test_a_lease_excludes_the_peer_until_released(peers: Peers) -> None:

@@ -130,12 +130,42 @@ async def test_expired_rows_are_swept(tmp_path: Path) -> None:
         await coordination.record_event("new", 6.0, keep_for=10.0)  # a sweep is due
         counts = sqlite3.connect(tmp_path / "c.sqlite3")
         try:
-            for table, left in (("events", 1), ("leases", 0), ("messages", 0)):
+            counts.execute("ATTACH DATABASE ? AS bus", (str(tmp_path / "c-messages.sqlite3"),))
+            for table, left in (("events", 1), ("leases", 0), ("bus.messages", 0)):
                 assert counts.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == left
         finally:
             counts.close()
     finally:
         await coordination.close()
+
+
+async def test_messages_leave_the_state_file_unchanged_for_other_processes_reads(
+    coordination: SQLiteCoordination,
+) -> None:
+    """What `read` keeps stays valid while only messages are published."""
+    other = sqlite3.connect(coordination.path, isolation_level=None)
+    try:
+        version = other.execute("PRAGMA data_version").fetchone()[0]
+        await coordination.publish("changes", "a group commit's changes")
+        assert other.execute("PRAGMA data_version").fetchone()[0] == version
+        await coordination.record_event("network:x", 1.0, keep_for=60.0)
+        assert other.execute("PRAGMA data_version").fetchone()[0] != version
+    finally:
+        other.close()
+
+
+async def test_a_kept_reading_is_not_used_after_a_write_by_another_connection(
+    coordination: SQLiteCoordination,
+) -> None:
+    assert (await coordination.read(["g"], ["k"], 0.0)).generations == (0,)
+    other = sqlite3.connect(coordination.path, isolation_level=None)
+    try:  # a process that writes with no Ecrin code at all
+        other.execute("INSERT INTO generations (name, value) VALUES ('g', 7)")
+        other.execute("INSERT INTO events (key, at, expires_at) VALUES ('k', 5.0, 1e12)")
+    finally:
+        other.close()
+    reading = await coordination.read(["g"], ["k"], 0.0)
+    assert (reading.generations, reading.event_counts) == ((7,), (1,))
 
 
 async def test_an_unusable_file_fails_at_open_with_unavailable(tmp_path: Path) -> None:

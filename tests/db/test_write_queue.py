@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ecrin.db.sql import SqlMetadataStore
+from ecrin.db.sqlite_inline import InlineConnection
 from ecrin.db.write_queue import SUFFIX, WriteQueue
 
 # Another process in the queue: takes the lock, says so, lets go when its stdin closes.
@@ -112,3 +114,37 @@ async def test_a_wait_given_up_lets_go_of_the_lock_it_gets_later(tmp_path: Path)
     assert not is_free(lock_file)
     WriteQueue.end(turn)
     assert is_free(lock_file)
+
+
+class _SlowCommit(sqlite3.Connection):
+    """A connection whose COMMIT waits for `go` (as a long fsync would)."""
+
+    go = threading.Event()
+
+    def commit(self) -> None:
+        assert self.go.wait(10)
+        super().commit()
+
+
+async def test_a_cancelled_commit_keeps_its_turn_until_the_commit_ends(tmp_path: Path) -> None:
+    database = tmp_path / "w.sqlite3"
+    connection = InlineConnection(
+        sqlite3.connect(database, factory=_SlowCommit, check_same_thread=False)
+    )
+    try:
+        connection.raw.execute("PRAGMA journal_mode=WAL")
+        await connection.begin(writing=True)
+        connection.raw.execute("CREATE TABLE t (x)")
+        committing = asyncio.create_task(connection.commit())
+        await asyncio.sleep(0.05)  # on its thread, waiting for `go`
+        committing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await committing
+        # The COMMIT still runs: another writer let in now would find SQLite's lock taken.
+        assert not is_free(Path(str(database) + SUFFIX))
+        _SlowCommit.go.set()
+        assert await until_free(Path(str(database) + SUFFIX))
+        assert connection.raw.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    finally:
+        _SlowCommit.go.set()
+        connection.stop()

@@ -159,13 +159,19 @@ class InlineConnection:
         if self._fsyncs is None:
             self._fsyncs = raw.execute("PRAGMA synchronous").fetchone()[0] != 0
         fsyncs, self.writing = self.writing and self._fsyncs, False
-        try:
-            if fsyncs:
-                await asyncio.to_thread(raw.commit)
-            else:
+        turn, self._turn = self._turn, None
+
+        def commit() -> None:
+            try:
                 raw.commit()
-        finally:
-            self._end_turn()
+            finally:  # as soon as the COMMIT ends, even if its waiter was cancelled
+                if turn is not None:
+                    WriteQueue.end(turn)
+
+        if fsyncs:
+            await asyncio.to_thread(commit)
+        else:
+            commit()
 
     async def rollback(self) -> None:
         self.writing = False
