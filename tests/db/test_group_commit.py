@@ -4,7 +4,7 @@ what some defer to their batch is settled once, before the commit and before oth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecrin.core.errors import Conflict
-from ecrin.db.group_commit import Deferred, GroupCommit
+from ecrin.db.group_commit import Deferred, GroupCommit, Settle
 from ecrin.db.sql import SqlMetadataStore, SqlTransaction
 from ecrin.services.quota import charge_usage
 
@@ -39,8 +39,21 @@ async def nothing_deferred(_conn: AsyncConnection, changes: Deferred) -> None:
     raise AssertionError(f"no writer deferred anything, yet {changes} was settled")
 
 
-def grouped(store: SqlMetadataStore) -> GroupCommit:
-    return GroupCommit(store.engine, nothing_deferred)
+Groups = Callable[..., GroupCommit]
+
+
+@pytest.fixture
+async def groups(store: SqlMetadataStore) -> AsyncIterator[Groups]:
+    """GroupCommits on `store` (settling with `nothing_deferred` unless told), closed after."""
+    made: list[GroupCommit] = []
+
+    def make(settle: Settle = nothing_deferred) -> GroupCommit:
+        made.append(GroupCommit(store.engine, settle))
+        return made[-1]
+
+    yield make
+    for group in made:
+        await group.close()
 
 
 async def add_user(group: GroupCommit, name: str, fail: bool = False) -> None:
@@ -58,24 +71,30 @@ async def user_names(store: SqlMetadataStore) -> set[str]:
         return {user.name for user in await tx.list_users()}
 
 
-async def test_queued_writers_share_commits_and_all_land(store: SqlMetadataStore) -> None:
-    group = grouped(store)
+async def test_queued_writers_share_commits_and_all_land(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
+    group = groups()
     commits = count_commits(store)
     await asyncio.gather(*(add_user(group, f"u{i}") for i in range(40)))
     assert await user_names(store) == {f"u{i}" for i in range(40)}
     assert 2 <= commits[0] < 40  # batches: at most 32 writers each
 
 
-async def test_a_lone_writer_commits_before_it_returns(store: SqlMetadataStore) -> None:
-    group = grouped(store)
+async def test_a_lone_writer_commits_before_it_returns(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
+    group = groups()
     commits = count_commits(store)
     await add_user(group, "solo")
     assert commits[0] == 1
     assert "solo" in await user_names(store)
 
 
-async def test_a_failing_writer_is_rolled_back_alone(store: SqlMetadataStore) -> None:
-    group = grouped(store)
+async def test_a_failing_writer_is_rolled_back_alone(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
+    group = groups()
     results = await asyncio.gather(
         *(add_user(group, f"u{i}", fail=i % 3 == 0) for i in range(12)), return_exceptions=True
     )
@@ -84,8 +103,10 @@ async def test_a_failing_writer_is_rolled_back_alone(store: SqlMetadataStore) ->
     assert await user_names(store) == {f"u{i}" for i in range(12)} - failed
 
 
-async def test_a_writer_conflicting_with_its_batch_fails_alone(store: SqlMetadataStore) -> None:
-    group = grouped(store)
+async def test_a_writer_conflicting_with_its_batch_fails_alone(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
+    group = groups()
     results = await asyncio.gather(
         add_user(group, "same"),
         add_user(group, "same"),
@@ -98,6 +119,7 @@ async def test_a_writer_conflicting_with_its_batch_fails_alone(store: SqlMetadat
 
 async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     store: SqlMetadataStore,
+    groups: Groups,
 ) -> None:
     settled: list[dict[int, int]] = []
     seen_by_writers: list[int] = []  # how many settlements a plain writer found done
@@ -105,7 +127,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     async def settle(_conn: AsyncConnection, changes: Deferred) -> None:
         settled.append(dict(changes.folders))
 
-    group = GroupCommit(store.engine, settle)
+    group = groups(settle)
     commits = count_commits(store)
 
     async def deferring(folder: int, delta: int, fail: bool = False) -> None:
@@ -136,11 +158,13 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     assert seen_by_writers == [1]
 
 
-async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore) -> None:
+async def test_a_failed_settlement_fails_the_whole_batch(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
     async def settle(_conn: AsyncConnection, _changes: Deferred) -> None:
         raise RuntimeError("the disk went away")
 
-    group = GroupCommit(store.engine, settle)
+    group = groups(settle)
 
     async def deferring(name: str) -> None:
         async with group.transaction(deferring=True) as (prepared, deferred):
@@ -156,6 +180,41 @@ async def test_a_failed_settlement_fails_the_whole_batch(store: SqlMetadataStore
     )
     assert all(isinstance(r, Exception) for r in results), results
     assert await user_names(store) == set()  # none of the batch's changes is kept
+
+
+async def test_batches_keep_their_connection_until_one_fails(
+    store: SqlMetadataStore, groups: Groups
+) -> None:
+    checkouts = [0]
+    event.listen(
+        store.engine.sync_engine, "checkout", lambda *_: checkouts.__setitem__(0, checkouts[0] + 1)
+    )
+    fail = [False]
+
+    async def settle(_conn: AsyncConnection, _changes: Deferred) -> None:
+        if fail[0]:
+            raise RuntimeError("the disk went away")
+
+    group = groups(settle)
+
+    async def deferring(name: str) -> None:
+        async with group.transaction(deferring=True) as (prepared, deferred):
+            assert deferred is not None
+            await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
+                name, name, "hash", None, False, 1.0
+            )
+            deferred.usage[1] = 1
+
+    for name in ("a", "b", "c"):
+        await deferring(name)
+    assert checkouts[0] == 1  # one connection, three batches
+    fail[0] = True
+    with pytest.raises(RuntimeError):
+        await deferring("d")
+    fail[0] = False
+    await deferring("e")
+    assert checkouts[0] == 2  # the failed batch's connection was not used again
+    assert await user_names(store) == {"a", "b", "c", "e"}
 
 
 def count_usage_updates(store: SqlMetadataStore) -> list[int]:
