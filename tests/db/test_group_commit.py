@@ -66,6 +66,17 @@ async def add_user(group: GroupCommit, name: str, fail: bool = False) -> None:
             raise Conflict("this writer changes its mind")
 
 
+async def add_user_deferring(group: GroupCommit, name: str) -> None:
+    """`add_user`, by a writer that leaves a folder's change to its batch."""
+    async with group.transaction(deferring=True) as (prepared, deferred):
+        assert deferred is not None
+        await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
+            name, name, "hash", None, False, 1.0
+        )
+        deferred.folders[1] = 1
+        await asyncio.sleep(0)  # let the others queue up
+
+
 async def user_names(store: SqlMetadataStore) -> set[str]:
     async with store.read() as tx:
         return {user.name for user in await tx.list_users()}
@@ -165,18 +176,11 @@ async def test_a_failed_settlement_fails_the_whole_batch(
         raise RuntimeError("the disk went away")
 
     group = groups(settle)
-
-    async def deferring(name: str) -> None:
-        async with group.transaction(deferring=True) as (prepared, deferred):
-            assert deferred is not None
-            await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
-                name, name, "hash", None, False, 1.0
-            )
-            deferred.folders[1] = 1
-            await asyncio.sleep(0)
-
     results = await asyncio.gather(
-        deferring("a"), deferring("b"), add_user(group, "c"), return_exceptions=True
+        add_user_deferring(group, "a"),
+        add_user_deferring(group, "b"),
+        add_user(group, "c"),
+        return_exceptions=True,
     )
     assert all(isinstance(r, Exception) for r in results), results
     assert await user_names(store) == set()  # none of the batch's changes is kept
@@ -196,23 +200,14 @@ async def test_batches_keep_their_connection_until_one_fails(
             raise RuntimeError("the disk went away")
 
     group = groups(settle)
-
-    async def deferring(name: str) -> None:
-        async with group.transaction(deferring=True) as (prepared, deferred):
-            assert deferred is not None
-            await SqlTransaction(prepared.connection, prepared=prepared).insert_user(
-                name, name, "hash", None, False, 1.0
-            )
-            deferred.usage[1] = 1
-
     for name in ("a", "b", "c"):
-        await deferring(name)
+        await add_user_deferring(group, name)
     assert checkouts[0] == 1  # one connection, three batches
     fail[0] = True
     with pytest.raises(RuntimeError):
-        await deferring("d")
+        await add_user_deferring(group, "d")
     fail[0] = False
-    await deferring("e")
+    await add_user_deferring(group, "e")
     assert checkouts[0] == 2  # the failed batch's connection was not used again
     assert await user_names(store) == {"a", "b", "c", "e"}
 
