@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ecrin.core.errors import Conflict
 from ecrin.db.group_commit import Deferred, GroupCommit, Settle
 from ecrin.db.sql import SqlMetadataStore, SqlTransaction
+from ecrin.db.sqlite_inline import InlineConnection
 from ecrin.services.quota import charge_usage
 
 
@@ -27,11 +28,16 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlMetadataStore]:
         await store.close()
 
 
-def count_commits(store: SqlMetadataStore) -> list[int]:
+def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """COMMITs on SQLite's connections, however begun (SQLAlchemy's or the driver's own)."""
     commits = [0]
-    event.listen(
-        store.engine.sync_engine, "commit", lambda _c: commits.__setitem__(0, commits[0] + 1)
-    )
+    commit = InlineConnection.commit
+
+    async def counted(self: InlineConnection) -> None:
+        commits[0] += 1
+        await commit(self)
+
+    monkeypatch.setattr(InlineConnection, "commit", counted)
     return commits
 
 
@@ -83,20 +89,20 @@ async def user_names(store: SqlMetadataStore) -> set[str]:
 
 
 async def test_queued_writers_share_commits_and_all_land(
-    store: SqlMetadataStore, groups: Groups
+    store: SqlMetadataStore, groups: Groups, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = groups()
-    commits = count_commits(store)
+    commits = count_commits(monkeypatch)
     await asyncio.gather(*(add_user(group, f"u{i}") for i in range(40)))
     assert await user_names(store) == {f"u{i}" for i in range(40)}
     assert 2 <= commits[0] < 40  # batches: at most 32 writers each
 
 
 async def test_a_lone_writer_commits_before_it_returns(
-    store: SqlMetadataStore, groups: Groups
+    store: SqlMetadataStore, groups: Groups, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = groups()
-    commits = count_commits(store)
+    commits = count_commits(monkeypatch)
     await add_user(group, "solo")
     assert commits[0] == 1
     assert "solo" in await user_names(store)
@@ -129,8 +135,7 @@ async def test_a_writer_conflicting_with_its_batch_fails_alone(
 
 
 async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
-    store: SqlMetadataStore,
-    groups: Groups,
+    store: SqlMetadataStore, groups: Groups, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settled: list[dict[int, int]] = []
     seen_by_writers: list[int] = []  # how many settlements a plain writer found done
@@ -139,7 +144,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
         settled.append(dict(changes.folders))
 
     group = groups(settle)
-    commits = count_commits(store)
+    commits = count_commits(monkeypatch)
 
     async def deferring(folder: int, delta: int, fail: bool = False) -> None:
         async with group.transaction(deferring=True) as (_prepared, deferred):
@@ -172,12 +177,12 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
 
 
 async def test_deferring_writers_journal_in_memory_and_others_on_disk(
-    store: SqlMetadataStore, groups: Groups
+    store: SqlMetadataStore, groups: Groups, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A plain writer may change rows without bound: it does not join a batch whose
     savepoints keep their pages in memory, but commits it and starts its own."""
     group = groups(lambda _conn, _changes: asyncio.sleep(0))
-    commits = count_commits(store)
+    commits = count_commits(monkeypatch)
     temp_stores: list[tuple[bool, int]] = []  # 2: MEMORY, 0: the default, files
 
     async def writer(deferring: bool) -> None:

@@ -118,6 +118,8 @@ class InlineConnection:
         with several worker processes writing small files, the lock sat free most of the
         time.)"""
         raw = self.raw
+        if self.writing and raw.in_transaction:
+            return  # begun here already (GroupCommit's batches): SQLAlchemy's joins it
         if not writing:
             # A read already begun on this connection (SqlMetadataStore's kept readers begin
             # here, not through SQLAlchemy): a Core statement run in it joins it.
