@@ -115,16 +115,16 @@ class SqlMetadataStore:
                 async with conn.begin():
                     yield SqlTransaction(conn, prepared=await PreparedRunner.of(conn))
 
+    def write(
+        self, *, deferrable_changes: bool = False
+    ) -> AbstractAsyncContextManager[SqlTransaction]:
+        if self._writes is not None:
+            return _SqliteWrite(self._writes.transaction(deferring=deferrable_changes))
+        return self._postgresql_write()
+
     @asynccontextmanager
-    async def write(self, *, deferrable_changes: bool = False) -> AsyncIterator[SqlTransaction]:
+    async def _postgresql_write(self) -> AsyncIterator[SqlTransaction]:
         with database_errors():
-            if self._writes is not None:
-                async with self._writes.transaction(deferring=deferrable_changes) as (
-                    prepared,
-                    deferred,
-                ):
-                    yield SqlTransaction(prepared.connection, prepared=prepared, deferred=deferred)
-                return
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(ecrin_write=True)
                 async with conn.begin():
@@ -140,6 +140,33 @@ class SqlMetadataStore:
 async def _make_deferred(conn: AsyncConnection, deferred: Deferred) -> None:
     """The changes a group commit's writers deferred, in its transaction."""
     await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).make_deferred(deferred)
+
+
+class _SqliteWrite:
+    """A writer's turn in the group commit, as a transaction; Ecrin's errors for the
+    driver's. A class: see `_SqliteRead`."""
+
+    __slots__ = ("_turn",)
+
+    def __init__(self, turn: AbstractAsyncContextManager[tuple[PreparedRunner, Deferred | None]]):
+        self._turn = turn
+
+    async def __aenter__(self) -> SqlTransaction:
+        try:
+            prepared, deferred = await self._turn.__aenter__()
+        except DATABASE_ERRORS as exc:
+            raise map_database_error(exc) from exc
+        return SqlTransaction(prepared.connection, prepared=prepared, deferred=deferred)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._turn.__aexit__(kind, exc, tb)
+        except DATABASE_ERRORS as error:
+            raise map_database_error(error) from error
+        if isinstance(exc, DATABASE_ERRORS):  # raised in the block, as `database_errors` does
+            raise map_database_error(exc) from exc
 
 
 class _SqliteRead:
