@@ -17,14 +17,6 @@ once, before the COMMIT and before any writer that did not say so runs. A burst 
 uploads into one folder then updates its ancestors and its owner's usage once, not once per
 file. Such a writer must not read what it deferred; what a writer rolled back to its
 savepoint deferred is dropped with it.
-
-Where a savepoint keeps the pages it may have to restore (its sub-journal, in SQLite's
-temporary storage) depends on who writes. A batch of deferring writers (small uploads, a few
-rows each) keeps them in memory (`temp_store=MEMORY`): in a file, SQLite wrote each page
-with two system calls, ~10 a small upload, and the upload cost 6 to 12% more CPU in process.
-Any other writer may change rows without bound (a subtree copied or purged): it runs in a
-batch whose sub-journal is a file, SQLite's default, and commits an open batch of deferring
-writers before it starts its own.
 """
 
 from __future__ import annotations
@@ -71,7 +63,6 @@ class _Writer:
     driver: InlineConnection
     prepared: PreparedRunner  # on the driver's sqlite3 connection, `raw`
     raw: sqlite3.Connection
-    journal_in_memory: bool = False  # its `temp_store` setting: see the module's docstring
 
     async def end(self, *, commit: bool) -> None:
         if self.conn.in_transaction():  # begun by SQLAlchemy too (a Core statement ran)
@@ -83,7 +74,6 @@ class _Writer:
 @dataclass(eq=False)
 class _Batch:
     writer: _Writer
-    journal_in_memory: bool
     committed: asyncio.Future[None] = field(default_factory=asyncio.Future)
     members: int = 0
     deferred: Deferred = field(default_factory=Deferred)
@@ -108,7 +98,7 @@ class GroupCommit:
         defer changes (when `deferring`); leaves once the changes are durable."""
         return _Turn(self, deferring)
 
-    async def _enter(self, deferring: bool) -> _Batch:
+    async def _enter(self) -> _Batch:
         """Wait for the lock, then join or open a batch (the lock stays held)."""
         self._queued += 1
         try:
@@ -116,11 +106,7 @@ class GroupCommit:
         finally:
             self._queued -= 1
         try:
-            batch = self._batch
-            if batch is not None and batch.journal_in_memory and not deferring:
-                await self._close(batch, commit=True)
-                batch = None
-            batch = batch or await self._open(journal_in_memory=deferring)
+            batch = self._batch or await self._open()
         except BaseException:
             self._lock.release()
             raise
@@ -138,19 +124,14 @@ class GroupCommit:
             finally:
                 self._lock.release()
 
-    async def _open(self, *, journal_in_memory: bool) -> _Batch:
+    async def _open(self) -> _Batch:
         writer = self._writer or await self._connect()
         try:
-            if journal_in_memory != writer.journal_in_memory:
-                # Outside any transaction, where SQLite allows it.
-                setting = "MEMORY" if journal_in_memory else "DEFAULT"
-                writer.raw.execute(f"PRAGMA temp_store={setting}")
-                writer.journal_in_memory = journal_in_memory
             await writer.driver.begin(writing=True)  # BEGIN IMMEDIATE, in the write queue
         except BaseException:
             await self._drop_writer()
             raise
-        self._batch = _Batch(writer, journal_in_memory)
+        self._batch = _Batch(writer)
         return self._batch
 
     async def _connect(self) -> _Writer:
@@ -246,7 +227,7 @@ class _Turn:
 
     async def __aenter__(self) -> tuple[PreparedRunner, Deferred | None]:
         group = self._group
-        self._batch = batch = await group._enter(self._deferring)
+        self._batch = batch = await group._enter()
         try:
             if not self._deferring:
                 try:
