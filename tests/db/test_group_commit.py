@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ecrin.core.errors import Conflict
 from ecrin.db.group_commit import Deferred, GroupCommit, Settle
+from ecrin.db.prepared import PreparedRunner
 from ecrin.db.sql import SqlMetadataStore, SqlTransaction
 from ecrin.db.sqlite_inline import InlineConnection
 from ecrin.services.quota import charge_usage
@@ -41,7 +41,7 @@ def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return commits
 
 
-async def nothing_deferred(_conn: AsyncConnection, changes: Deferred) -> None:
+async def nothing_deferred(_prepared: PreparedRunner, changes: Deferred) -> None:
     raise AssertionError(f"no writer deferred anything, yet {changes} was settled")
 
 
@@ -140,7 +140,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
     settled: list[dict[int, int]] = []
     seen_by_writers: list[int] = []  # how many settlements a plain writer found done
 
-    async def settle(_conn: AsyncConnection, changes: Deferred) -> None:
+    async def settle(_prepared: PreparedRunner, changes: Deferred) -> None:
         settled.append(dict(changes.folders))
 
     group = groups(settle)
@@ -177,7 +177,7 @@ async def test_deferred_changes_are_settled_once_before_others_write_and_commit(
 async def test_a_failed_settlement_fails_the_whole_batch(
     store: SqlMetadataStore, groups: Groups
 ) -> None:
-    async def settle(_conn: AsyncConnection, _changes: Deferred) -> None:
+    async def settle(_prepared: PreparedRunner, _changes: Deferred) -> None:
         raise RuntimeError("the disk went away")
 
     group = groups(settle)
@@ -200,7 +200,7 @@ async def test_batches_keep_their_connection_until_one_fails(
     )
     fail = [False]
 
-    async def settle(_conn: AsyncConnection, _changes: Deferred) -> None:
+    async def settle(_prepared: PreparedRunner, _changes: Deferred) -> None:
         if fail[0]:
             raise RuntimeError("the disk went away")
 

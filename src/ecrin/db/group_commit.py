@@ -48,7 +48,7 @@ class Deferred:
     usage: dict[int, int] = field(default_factory=dict)  # user id -> bytes
 
 
-Settle = Callable[[AsyncConnection, Deferred], Awaitable[None]]
+Settle = Callable[[PreparedRunner, Deferred], Awaitable[None]]  # in the batch's transaction
 
 
 @dataclass(eq=False)
@@ -62,7 +62,10 @@ class _Writer:
     conn: AsyncConnection
     driver: InlineConnection
     prepared: PreparedRunner  # on the driver's sqlite3 connection, `raw`
-    raw: sqlite3.Connection
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        return self.driver.raw
 
     async def end(self, *, commit: bool) -> None:
         if self.conn.in_transaction():  # begun by SQLAlchemy too (a Core statement ran)
@@ -144,7 +147,7 @@ class GroupCommit:
         except BaseException:
             await conn.close()
             raise
-        self._writer = _Writer(conn, driver, prepared, driver.raw)
+        self._writer = _Writer(conn, driver, prepared)
         return self._writer
 
     async def _drop_writer(self) -> None:
@@ -157,7 +160,7 @@ class GroupCommit:
         deferred = batch.deferred
         if deferred.folders or deferred.usage:
             batch.deferred = Deferred(deferred.unlimited)
-            await self._settle(batch.writer.conn, deferred)
+            await self._settle(batch.writer.prepared, deferred)
 
     def _undo(self, batch: _Batch) -> None:
         """Roll this writer back; if SQLite already dropped the whole transaction (an I/O

@@ -137,9 +137,9 @@ class SqlMetadataStore:
                 await conn.execute(text("SELECT 1"))
 
 
-async def _make_deferred(conn: AsyncConnection, deferred: Deferred) -> None:
+async def _make_deferred(prepared: PreparedRunner, deferred: Deferred) -> None:
     """The changes a group commit's writers deferred, in its transaction."""
-    await SqlTransaction(conn, prepared=await PreparedRunner.of(conn)).make_deferred(deferred)
+    await SqlTransaction(prepared.connection, prepared=prepared).make_deferred(deferred)
 
 
 class _SqliteWrite:
