@@ -46,8 +46,7 @@ CHILD = Prepared(
     )
 )
 INSERT_NODE = Prepared(
-    insert(nodes)
-    .values(
+    insert(nodes).values(
         {
             column: bindparam(column)
             for column in (
@@ -65,8 +64,8 @@ INSERT_NODE = Prepared(
             )
         }
         | {"revision": 1}
-    )
-    .returning(nodes.c.id)
+    ),
+    new_id=nodes.c.id,
 )
 UPDATE_FILE = Prepared(
     update(nodes)

@@ -144,11 +144,10 @@ class SqlTree(SqlTransactionBase):
             checksums=checksums,
         )
         try:
-            row = await self._prepared.first(statements.INSERT_NODE, **values)
+            node_id = await self._prepared.insert(statements.INSERT_NODE, **values)
         except IntegrityError as exc:
             raise Conflict(f"{name!r} already exists") from exc
-        assert row is not None
-        return Node(id=row[0], **{**values, "kind": kind})  # type: ignore[arg-type]
+        return Node(id=node_id, **{**values, "kind": kind})  # type: ignore[arg-type]
 
     async def update_file(
         self,
