@@ -15,12 +15,13 @@ from tests.services.statements import counting
 
 BY_NAME = Prepared(select(users).where(users.c.name == bindparam("name")))
 NAMES = Prepared(select(users.c.name, users.c.is_admin).order_by(users.c.id), positional=True)
+NAMES_AND_IDS = Prepared(select(users.c.name, users.c.id))
 PROMOTE = Prepared(update(users).where(users.c.name == bindparam("name")).values(is_admin=True))
-ADD = Prepared(
-    insert(users).values(
-        name=bindparam("name"), display_name="d", password_hash="h", created_at=1.0
-    )
+_ADD_USER = insert(users).values(
+    name=bindparam("name"), display_name="d", password_hash="h", created_at=1.0
 )
+ADD = Prepared(_ADD_USER)
+ADD_WITH_ID = Prepared(_ADD_USER, new_id=users.c.id)
 
 
 async def test_direct_rows_match_sqlalchemy_rows(metadata_store: SqlMetadataStore) -> None:
@@ -72,3 +73,21 @@ async def test_direct_errors_and_statements_look_like_sqlalchemy_ones(
             with pytest.raises(IntegrityError):
                 await direct.run(ADD, name="ana")
     assert len(counter.statements) == 2
+
+
+async def test_insert_returns_the_new_rows_id_on_every_path(
+    metadata_store: SqlMetadataStore,
+) -> None:
+    async with metadata_store.engine.connect() as conn, conn.begin():
+        direct = await PreparedRunner.of(conn)
+        through = PreparedRunner(conn, None)
+        # SQLite: no RETURNING clause (the id is its last rowid); elsewhere, RETURNING.
+        assert "RETURNING" not in ADD_WITH_ID.for_sqlite().sql
+        first = await direct.insert(ADD_WITH_ID, name="ana")
+        second = await through.insert(ADD_WITH_ID, name="bo")
+        third = await direct.insert(ADD_WITH_ID, name="cy")
+        rows = {r.name: r.id for r in await direct.all(NAMES_AND_IDS)}
+        assert rows == {"ana": first, "bo": second, "cy": third}
+        assert len({first, second, third}) == 3
+        with pytest.raises(IntegrityError):
+            await direct.insert(ADD_WITH_ID, name="ana")
